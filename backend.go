@@ -1,0 +1,102 @@
+package tcplb
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"sync/atomic"
+)
+
+// MaxWeight is the largest backend weight, as in HAProxy. Weights are
+// relative: a backend of weight 2 gets twice the connections of one of
+// weight 1.
+const MaxWeight = 256
+
+// Backend is one server that connections are forwarded to. It carries the
+// counters that strategies and operators read: all methods are safe for
+// concurrent use, and reading a counter costs one atomic load.
+//
+// A Backend keeps its counters for its whole life, so a pool that is
+// reconfigured should keep the *Backend of an address that stays.
+type Backend struct {
+	addr   string
+	weight atomic.Int32
+
+	active        atomic.Int64
+	total         atomic.Uint64
+	connectErrors atomic.Uint64
+	bytesIn       atomic.Uint64 // bytes read from this backend
+	bytesOut      atomic.Uint64 // bytes written to this backend
+}
+
+// NewBackend returns a backend for addr, a "host:port" address (an IPv6
+// host in brackets: "[::1]:3001"), with the given weight, 1 to MaxWeight.
+// The host may be a name; it is resolved at each dial.
+func NewBackend(addr string, weight int) (*Backend, error) {
+	if err := CheckAddr(addr); err != nil {
+		return nil, err
+	}
+	if weight < 1 || weight > MaxWeight {
+		return nil, fmt.Errorf("weight %d: must be between 1 and %d", weight, MaxWeight)
+	}
+	b := &Backend{addr: addr}
+	b.weight.Store(int32(weight))
+	return b, nil
+}
+
+// CheckAddr reports why addr is not a usable backend address ("host:port"
+// with a non-empty host and a port from 1 to 65535), or nil if it is.
+func CheckAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q: %v", addr, stripAddr(err))
+	}
+	if host == "" {
+		return fmt.Errorf("%q: missing host", addr)
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
+		return fmt.Errorf("%q: invalid port", addr)
+	}
+	return nil
+}
+
+// stripAddr drops the address that net.AddrError repeats, since callers
+// already quote it.
+func stripAddr(err error) error {
+	if ae, ok := err.(*net.AddrError); ok {
+		return fmt.Errorf("%s", ae.Err)
+	}
+	return err
+}
+
+// Addr returns the backend's "host:port" address.
+func (b *Backend) Addr() string { return b.addr }
+
+// Weight returns the backend's weight, 1 to MaxWeight.
+func (b *Backend) Weight() int { return int(b.weight.Load()) }
+
+// Active returns the number of connections open to the backend now.
+func (b *Backend) Active() int64 { return b.active.Load() }
+
+// Stats is a point-in-time copy of a backend's counters.
+type Stats struct {
+	Active        int64  // connections open now
+	Total         uint64 // connections established since the backend was created
+	ConnectErrors uint64 // dials that failed or timed out
+	BytesIn       uint64 // bytes read from the backend (sent on to clients)
+	BytesOut      uint64 // bytes written to the backend (received from clients)
+}
+
+// Stats returns the backend's counters. Byte counts are added when a
+// forwarding direction finishes or pauses, not per read.
+func (b *Backend) Stats() Stats {
+	return Stats{
+		Active:        b.active.Load(),
+		Total:         b.total.Load(),
+		ConnectErrors: b.connectErrors.Load(),
+		BytesIn:       b.bytesIn.Load(),
+		BytesOut:      b.bytesOut.Load(),
+	}
+}
+
+func (b *Backend) String() string { return b.addr }
