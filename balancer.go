@@ -1,0 +1,295 @@
+package tcplb
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Defaults for the Balancer's zero-valued fields.
+const (
+	DefaultConnectTimeout = 5 * time.Second
+	DefaultIdleTimeout    = time.Hour
+)
+
+// ErrBalancerClosed is returned by Serve after Shutdown or Close.
+var ErrBalancerClosed = errors.New("tcplb: balancer closed")
+
+// Balancer accepts TCP connections and forwards each one to a backend of its
+// Pool. Its fields must be set before the first call to Serve and not
+// changed afterwards; the zero value of each optional field is usable.
+//
+// One connection's life, all in this file and forward.go: Serve accepts it;
+// handle asks the pool's strategy for a backend and dials it, trying the
+// backends not yet tried when a dial fails; forward then copies bytes both
+// ways until both directions are done, the connection has been idle for
+// IdleTimeout, either side resets, or Shutdown's deadline passes; finally
+// one access-log line records how it ended.
+type Balancer struct {
+	// Name names the balancer's listener in logs. Optional.
+	Name string
+
+	// Pool holds the backends and the strategy. Required.
+	Pool *Pool
+
+	// ConnectTimeout bounds each dial to a backend. If zero,
+	// DefaultConnectTimeout (5s) is used.
+	ConnectTimeout time.Duration
+
+	// IdleTimeout closes a connection on which no byte has moved in either
+	// direction for this long. The check runs at an eighth of the timeout,
+	// so a connection is closed between 1 and 1.25 times IdleTimeout after
+	// its last byte. If zero, DefaultIdleTimeout (1h) is used; if
+	// negative, connections never time out.
+	IdleTimeout time.Duration
+
+	// Logger receives operational events (accept errors, failed dials). If
+	// nil, slog.Default() is used.
+	Logger *slog.Logger
+
+	// AccessLog, if non-nil, receives one Info record per finished
+	// connection: client, listener, backend, bytes each way, duration and
+	// how it ended (see End).
+	AccessLog *slog.Logger
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*proxyConn]struct{}
+	drained   chan struct{} // closed when conns empties during shutdown
+	closing   atomic.Bool
+	stop      chan struct{} // closed when shutdown starts: wakes accept backoff
+	forceCtx  context.Context
+	force     context.CancelFunc // cancels dials and marks forced closes
+	initOnce  sync.Once
+}
+
+func (lb *Balancer) init() {
+	lb.initOnce.Do(func() {
+		lb.listeners = make(map[net.Listener]struct{})
+		lb.conns = make(map[*proxyConn]struct{})
+		lb.stop = make(chan struct{})
+		lb.forceCtx, lb.force = context.WithCancel(context.Background())
+	})
+}
+
+func (lb *Balancer) logger() *slog.Logger {
+	if lb.Logger != nil {
+		return lb.Logger
+	}
+	return slog.Default()
+}
+
+func (lb *Balancer) connectTimeout() time.Duration {
+	if lb.ConnectTimeout > 0 {
+		return lb.ConnectTimeout
+	}
+	return DefaultConnectTimeout
+}
+
+func (lb *Balancer) idleTimeout() time.Duration {
+	switch {
+	case lb.IdleTimeout < 0:
+		return 0
+	case lb.IdleTimeout == 0:
+		return DefaultIdleTimeout
+	}
+	return lb.IdleTimeout
+}
+
+// Serve accepts connections on ln and forwards each one in its own
+// goroutines until ln fails or the balancer is shut down, when it returns
+// ErrBalancerClosed. Serve may be called for several listeners at once.
+//
+// An Accept error other than a closed listener (running out of file
+// descriptors, say) is logged and retried after a pause that starts at 5ms
+// and doubles up to 1s, so the loop does not spin.
+func (lb *Balancer) Serve(ln net.Listener) error {
+	lb.init()
+	if lb.Pool == nil {
+		return errors.New("tcplb: Balancer.Pool is nil")
+	}
+	if !lb.trackListener(ln, true) {
+		return ErrBalancerClosed
+	}
+	defer lb.trackListener(ln, false)
+
+	var backoff time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if lb.closing.Load() {
+				return ErrBalancerClosed
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			lb.logger().Error("accept failed; retrying", "listener", lb.Name, "err", err, "retry_in", backoff)
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-lb.stop:
+				t.Stop()
+			}
+			continue
+		}
+		backoff = 0
+		pc := &proxyConn{lb: lb, client: c, start: time.Now()}
+		if !lb.trackConn(pc, true) {
+			c.Close()
+			return ErrBalancerClosed
+		}
+		go pc.handle()
+	}
+}
+
+// Shutdown stops the balancer gracefully: it closes every listener at once,
+// so no new connection is accepted, then waits for the open connections to
+// finish on their own. If ctx ends first, it closes the remaining
+// connections (their access-log lines say "shutdown"), waits for their
+// goroutines to return and returns ctx's error. Serve returns
+// ErrBalancerClosed once Shutdown has begun.
+func (lb *Balancer) Shutdown(ctx context.Context) error {
+	lb.init()
+	lb.mu.Lock()
+	if !lb.closing.Swap(true) {
+		close(lb.stop)
+	}
+	for ln := range lb.listeners {
+		ln.Close()
+	}
+	if lb.drained == nil {
+		lb.drained = make(chan struct{})
+		if len(lb.conns) == 0 {
+			close(lb.drained)
+		}
+	}
+	lb.mu.Unlock()
+
+	select {
+	case <-lb.drained:
+		return nil
+	case <-ctx.Done():
+	}
+	lb.force()
+	lb.mu.Lock()
+	for pc := range lb.conns {
+		pc.abort(EndShutdown, false)
+	}
+	lb.mu.Unlock()
+	<-lb.drained
+	return ctx.Err()
+}
+
+// Close closes the listeners and every open connection at once, and waits
+// for the connections' goroutines to return.
+func (lb *Balancer) Close() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := lb.Shutdown(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// ActiveConns returns the number of client connections being served.
+func (lb *Balancer) ActiveConns() int {
+	lb.init()
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	return len(lb.conns)
+}
+
+func (lb *Balancer) trackListener(ln net.Listener, add bool) bool {
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	if !add {
+		delete(lb.listeners, ln)
+		return true
+	}
+	if lb.closing.Load() {
+		return false
+	}
+	lb.listeners[ln] = struct{}{}
+	return true
+}
+
+func (lb *Balancer) trackConn(pc *proxyConn, add bool) bool {
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	if add {
+		if lb.closing.Load() {
+			return false
+		}
+		lb.conns[pc] = struct{}{}
+		return true
+	}
+	delete(lb.conns, pc)
+	if len(lb.conns) == 0 && lb.drained != nil {
+		select {
+		case <-lb.drained:
+		default:
+			close(lb.drained)
+		}
+	}
+	return true
+}
+
+// connect picks a backend and dials it. When a dial fails it asks the
+// strategy again among the backends not yet tried, so each backend is tried
+// at most once; it returns the error of the last dial, or errNoBackend when
+// the strategy had nothing to offer.
+func (lb *Balancer) connect(client netip.AddrPort) (*Backend, net.Conn, error) {
+	strategy := lb.Pool.Strategy()
+	candidates := lb.Pool.Backends()
+	d := net.Dialer{Timeout: lb.connectTimeout()}
+	err := errNoBackend
+	for {
+		b := strategy.Pick(client, candidates)
+		if b == nil {
+			return nil, nil, err
+		}
+		b.active.Add(1)
+		var c net.Conn
+		c, err = d.DialContext(lb.forceCtx, "tcp", b.addr)
+		if err == nil {
+			b.total.Add(1)
+			return b, c, nil
+		}
+		b.active.Add(-1)
+		b.connectErrors.Add(1)
+		lb.logger().Warn("backend connect failed", "listener", lb.Name, "pool", lb.Pool.Name(), "backend", b.addr, "err", err)
+		candidates = without(candidates, b)
+	}
+}
+
+var errNoBackend = errors.New("no backend available")
+
+// without returns a new slice of backends less b.
+func without(backends []*Backend, b *Backend) []*Backend {
+	out := make([]*Backend, 0, len(backends))
+	for _, x := range backends {
+		if x != b {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// clientAddr returns the address of a connection's remote end.
+func clientAddr(c net.Conn) netip.AddrPort {
+	switch a := c.RemoteAddr().(type) {
+	case *net.TCPAddr:
+		return a.AddrPort()
+	case nil:
+		return netip.AddrPort{}
+	default:
+		ap, _ := netip.ParseAddrPort(a.String())
+		return ap
+	}
+}
