@@ -73,7 +73,9 @@ func testStrategyConformance(t *testing.T, name string) {
 			for g := range goroutines {
 				counts[g] = make([]int, len(bs))
 				wg.Go(func() {
-					for range per {
+					for i := range per {
+						// Many clients, so that hashing strategies spread too.
+						client := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(g), byte(i >> 8), byte(i)}), 40000)
 						b := s.Pick(client, bs)
 						i, ok := in[b]
 						if !ok {

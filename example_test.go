@@ -1,0 +1,62 @@
+package tcplb_test
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+
+	"github.com/tcplb/tcplb"
+)
+
+// leastActive is a custom strategy: the backend with the fewest open
+// connections, the first one on a tie.
+func leastActive(_ netip.AddrPort, backends []*tcplb.Backend) *tcplb.Backend {
+	var best *tcplb.Backend
+	for _, b := range backends {
+		if best == nil || b.Active() < best.Active() {
+			best = b
+		}
+	}
+	return best
+}
+
+// A custom strategy is a Pick function (or any type with a Pick method).
+func ExampleStrategyFunc() {
+	// A backend that greets, so we can see where we landed.
+	backend, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer backend.Close()
+	go func() {
+		for {
+			c, err := backend.Accept()
+			if err != nil {
+				return
+			}
+			io.WriteString(c, "hello from the backend\n")
+			c.Close()
+		}
+	}()
+
+	b, _ := tcplb.NewBackend(backend.Addr().String(), 1)
+	lb := &tcplb.Balancer{Pool: tcplb.NewPool("app", tcplb.StrategyFunc(leastActive), b)}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	go lb.Serve(ln)
+	defer lb.Close()
+
+	c, _ := net.Dial("tcp", ln.Addr().String())
+	defer c.Close()
+	reply, _ := io.ReadAll(c)
+	fmt.Print(string(reply))
+	// Output: hello from the backend
+}
+
+// Built-in strategies are made by name, as the daemon's configuration does.
+func ExampleNewStrategy() {
+	s, err := tcplb.NewStrategy("round-robin")
+	fmt.Println(s != nil, err)
+	_, err = tcplb.NewStrategy("no-such-strategy")
+	fmt.Println(err)
+	// Output:
+	// true <nil>
+	// unknown strategy "no-such-strategy" (known: round-robin)
+}
