@@ -152,8 +152,8 @@ type backoffRecorder struct {
 }
 
 func (h *backoffRecorder) Enabled(context.Context, slog.Level) bool { return true }
-func (h *backoffRecorder) WithAttrs([]slog.Attr) slog.Handler      { return h }
-func (h *backoffRecorder) WithGroup(string) slog.Handler           { return h }
+func (h *backoffRecorder) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *backoffRecorder) WithGroup(string) slog.Handler            { return h }
 
 func (h *backoffRecorder) Handle(_ context.Context, r slog.Record) error {
 	if r.Message != "accept failed; retrying" {
