@@ -148,21 +148,30 @@ func (lb *Balancer) Serve(ln net.Listener) error {
 	}
 }
 
-// Shutdown stops the balancer gracefully: it closes every listener at once,
-// so no new connection is accepted, then waits for the open connections to
-// finish on their own. If ctx ends first, it closes the remaining
-// connections (their access-log lines say "shutdown"), waits for their
-// goroutines to return and returns ctx's error. Serve returns
-// ErrBalancerClosed once Shutdown has begun.
-func (lb *Balancer) Shutdown(ctx context.Context) error {
+// StopAccepting closes every listener the balancer serves, so each Serve
+// returns ErrBalancerClosed and later ones return it at once, and leaves the
+// open connections alone. It is the first step of Shutdown; calling it on
+// its own starts a lame-duck phase.
+func (lb *Balancer) StopAccepting() {
 	lb.init()
 	lb.mu.Lock()
+	defer lb.mu.Unlock()
 	if !lb.closing.Swap(true) {
 		close(lb.stop)
 	}
 	for ln := range lb.listeners {
 		ln.Close()
 	}
+}
+
+// Shutdown stops the balancer gracefully: it closes every listener at once
+// (StopAccepting), so no new connection is accepted, then waits for the open
+// connections to finish on their own. If ctx ends first, it closes the
+// remaining connections (their access-log lines say "shutdown"), waits for
+// their goroutines to return and returns ctx's error.
+func (lb *Balancer) Shutdown(ctx context.Context) error {
+	lb.StopAccepting()
+	lb.mu.Lock()
 	if lb.drained == nil {
 		lb.drained = make(chan struct{})
 		if len(lb.conns) == 0 {

@@ -1,0 +1,123 @@
+package config
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefault(t *testing.T) {
+	want := &Config{
+		Listeners: []Listener{{Name: "main", Listen: "127.0.0.1:8080", Pool: "default"}},
+		Pools: []Pool{{
+			Name:     "default",
+			Strategy: "round-robin",
+			Backends: []Backend{{"127.0.0.1:3001", 1}, {"127.0.0.1:3002", 1}, {"127.0.0.1:3003", 1}},
+		}},
+		Timeouts: Timeouts{Connect: 5 * time.Second, Idle: time.Hour, Drain: 30 * time.Second},
+	}
+	got := Default()
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Default() = %+v, want %+v", *got, *want)
+	}
+	if err := got.Validate(); err != nil {
+		t.Errorf("Default().Validate() = %v, want nil", err)
+	}
+	got.Pools[0].Backends[0].Weight = 7
+	if again := Default(); !reflect.DeepEqual(again, want) {
+		t.Errorf("Default() after changing an earlier result = %+v, want %+v", *again, *want)
+	}
+}
+
+func TestLoadValid(t *testing.T) {
+	files, err := filepath.Glob("testdata/valid/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no valid test files: %v", err)
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			c, err := Load(file)
+			if err != nil {
+				t.Fatalf("Load(%q) = _, %v, want no error", file, err)
+			}
+			if err := c.Validate(); err != nil {
+				t.Errorf("Load(%q).Validate() = %v, want nil", file, err)
+			}
+		})
+	}
+
+	// One file checked in full: anchors, merge keys, short backends, IPv6.
+	file := "testdata/valid/multi.yaml"
+	want := &Config{
+		Listeners: []Listener{
+			{Name: "web", Listen: "[::]:80", Pool: "web"},
+			{Name: "api", Listen: "0.0.0.0:8443", Pool: "api"},
+		},
+		Pools: []Pool{
+			{Name: "web", Strategy: "round-robin", Backends: []Backend{
+				{"10.0.0.1:8080", 1}, {"10.0.0.2:8080", 3}, {"[fd00::3]:8080", 256},
+			}},
+			{Name: "api", Strategy: "round-robin", Backends: []Backend{{"api.internal:9000", 1}}},
+		},
+		Timeouts: Timeouts{Connect: 1500 * time.Millisecond, Idle: 0, Drain: 90 * time.Second},
+	}
+	if got, err := Load(file); err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("Load(%q) = %+v, %v, want %+v, nil", file, got, err, *want)
+	}
+}
+
+// Each testdata/invalid/NAME.yaml fails with the error in NAME.err.
+func TestLoadInvalid(t *testing.T) {
+	files, err := filepath.Glob("testdata/invalid/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no invalid test files: %v", err)
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			golden, err := os.ReadFile(strings.TrimSuffix(file, ".yaml") + ".err")
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := strings.TrimSpace(string(golden))
+			c, err := Load(file)
+			if err == nil || c != nil || err.Error() != want {
+				t.Errorf("Load(%q) = %v, error:\n%v\nwant nil, error:\n%s", file, c, err, want)
+			}
+		})
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "missing.yaml")
+	c, err := Load(file)
+	if c != nil || !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), file) {
+		t.Errorf("Load(%q) = %v, %v, want nil and an error naming the file", file, c, err)
+	}
+}
+
+// The errors are *Error values that callers can inspect.
+func TestLoadErrorValues(t *testing.T) {
+	file := "testdata/invalid/values.yaml"
+	_, err := Load(file)
+	joined, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		t.Fatalf("Load(%q) = _, %T, want a joined error", file, err)
+	}
+	errs := joined.Unwrap()
+	if len(errs) < 2 {
+		t.Fatalf("Load(%q) = _, %d errors, want several", file, len(errs))
+	}
+	var e *Error
+	if !errors.As(errs[1], &e) {
+		t.Fatalf("Load(%q) error %T, want *Error", file, errs[1])
+	}
+	want := &Error{File: file, Line: 3, Path: "listeners[0].pool", Msg: `"nope": no such pool (pools: app)`}
+	if !reflect.DeepEqual(e, want) {
+		t.Errorf("Load(%q) second error = %+v, want %+v", file, *e, *want)
+	}
+}

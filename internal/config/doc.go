@@ -1,0 +1,36 @@
+// Package config reads the tcplb configuration file.
+//
+// The file is YAML with three top-level keys:
+//
+//	listeners:                     # at least one
+//	  - name: main                 # optional, defaults to the listen address
+//	    listen: 127.0.0.1:8080     # host:port; empty host = all interfaces
+//	    pool: app                  # optional when there is exactly one pool
+//	pools:                         # at least one
+//	  - name: app                  # required, unique
+//	    strategy: round-robin      # optional, default round-robin
+//	    backends:                  # at least one
+//	      - { addr: 127.0.0.1:3001, weight: 2 }  # weight 1 to 256, default 1
+//	      - 127.0.0.1:3002                       # short for {addr: 127.0.0.1:3002}
+//	timeouts:                      # all optional
+//	  connect: 5s                  # default 5s
+//	  idle: 1h                     # default 1h; 0 disables
+//	  drain: 30s                   # default 30s
+//
+// Durations use Go syntax ("1m30s"); a bare number other than 0 is rejected
+// so that "idle: 30" is not silently taken as 30 nanoseconds. A key given
+// as null (~, or nothing after the colon) keeps its default. Anchors,
+// aliases and merge keys (<<) work as in YAML; unknown keys, duplicate keys
+// and values of the wrong type are errors.
+//
+// Parse and Load report every problem they find, not just the first, as
+// errors joined with errors.Join. Each is an *Error and prints on one line
+// as the place, the key path, the offending value where there is one, and
+// the problem:
+//
+//	line 9: pools[0].backends[1].addr: "x:y": invalid port
+//	line 12: timeouts.idle: "abc": invalid duration
+//	listeners: at least one listener is required
+//
+// Load puts the file name in place of "line": "tcplb.yaml:9: ...".
+package config

@@ -1,0 +1,171 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/tcplb/tcplb"
+)
+
+// Validate checks c as Parse does after decoding, and returns every
+// problem found joined with errors.Join, or nil. It does not change c and
+// does not fill in defaults, so it also checks configurations built in Go:
+// there an empty listener Name stands for the listen address and an empty
+// listener Pool for the only pool, but an empty pool Strategy or a zero
+// Weight is an error.
+func (c *Config) Validate() error {
+	return c.validate().err()
+}
+
+func (c *Config) validate() errorList {
+	var errs, poolErrs errorList
+	pools := c.validatePools(&poolErrs)
+	c.validateListeners(&errs, pools)
+	errs = append(errs, poolErrs...)
+	c.Timeouts.validate(&errs)
+	return errs
+}
+
+// validatePools checks the pools and returns their distinct names in
+// order.
+func (c *Config) validatePools(errs *errorList) []string {
+	if len(c.Pools) == 0 {
+		errs.add(0, "pools", "at least one pool is required")
+	}
+	var names []string
+	seen := make(map[string]bool)
+	for i, p := range c.Pools {
+		path := indexPath("pools", i)
+		switch {
+		case p.Name == "":
+			errs.add(0, path+".name", "required")
+		case seen[p.Name]:
+			errs.add(0, path+".name", "%s: duplicate pool name", quote(p.Name))
+		default:
+			seen[p.Name] = true
+			names = append(names, p.Name)
+		}
+		if _, err := tcplb.NewStrategy(p.Strategy); err != nil {
+			errs.add(0, path+".strategy", "%v", err)
+		}
+		p.validateBackends(errs, path+".backends")
+	}
+	return names
+}
+
+func (p *Pool) validateBackends(errs *errorList, path string) {
+	if len(p.Backends) == 0 {
+		errs.add(0, path, "at least one backend is required")
+	}
+	seen := make(map[string]bool)
+	for i, b := range p.Backends {
+		bpath := indexPath(path, i)
+		if b.Addr == "" {
+			errs.add(0, bpath+".addr", "required")
+		} else if err := tcplb.CheckAddr(b.Addr); err != nil {
+			errs.add(0, bpath+".addr", "%v", err)
+		} else if seen[b.Addr] {
+			errs.add(0, bpath+".addr", "%s: duplicate backend address", quote(b.Addr))
+		}
+		seen[b.Addr] = true
+		if b.Weight < 1 || b.Weight > tcplb.MaxWeight {
+			errs.add(0, bpath+".weight", "%d: must be between 1 and %d", b.Weight, tcplb.MaxWeight)
+		}
+	}
+}
+
+// validateListeners checks the listeners against the pool names.
+func (c *Config) validateListeners(errs *errorList, pools []string) {
+	if len(c.Listeners) == 0 {
+		errs.add(0, "listeners", "at least one listener is required")
+	}
+	poolList := make([]string, len(pools))
+	for i, name := range pools {
+		poolList[i] = quoteIfNeeded(name)
+	}
+	known := fmt.Sprintf("(pools: %s)", strings.Join(poolList, ", "))
+
+	names := make(map[string]bool)
+	addrs := make(map[string]bool)
+	for i, l := range c.Listeners {
+		path := indexPath("listeners", i)
+		listenOK := false
+		if l.Listen == "" {
+			errs.add(0, path+".listen", "required")
+		} else if port, err := checkListen(l.Listen); err != nil {
+			errs.add(0, path+".listen", "%v", err)
+		} else if addrs[l.Listen] {
+			errs.add(0, path+".listen", "%s: duplicate listen address", quote(l.Listen))
+		} else {
+			listenOK = true
+			if port != 0 { // port 0 picks a free port each time
+				addrs[l.Listen] = true
+			}
+		}
+
+		// A name defaults to the listen address, which may be reused
+		// only with port 0. Say nothing more about a bad address.
+		switch {
+		case l.Name != "" && names[l.Name]:
+			errs.add(0, path+".name", "%s: duplicate listener name", quote(l.Name))
+		case l.Name == "" && listenOK && names[l.Listen]:
+			errs.add(0, path+".name", "%s: duplicate listener name (it defaults to the listen address)", quote(l.Listen))
+		}
+		if l.Name != "" {
+			names[l.Name] = true
+		} else {
+			names[l.Listen] = true
+		}
+
+		switch {
+		case len(pools) == 0:
+			// Nothing to check against; the pools are reported.
+		case l.Pool == "" && len(pools) > 1:
+			errs.add(0, path+".pool", "required when there is more than one pool %s", known)
+		case l.Pool == "":
+		case !slices.Contains(pools, l.Pool):
+			errs.add(0, path+".pool", "%s: no such pool %s", quote(l.Pool), known)
+		}
+	}
+}
+
+// checkListen returns the port of a listen address, "host:port" with an
+// optional host and a port from 0 to 65535, or an error saying why addr is
+// not one.
+func checkListen(addr string) (port uint64, err error) {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		if ae, ok := err.(*net.AddrError); ok {
+			err = fmt.Errorf("%s", ae.Err) // without the address again
+		}
+		return 0, fmt.Errorf("%s: %v", quote(addr), err)
+	}
+	port, err = strconv.ParseUint(p, 10, 16)
+	if err != nil {
+		return 0, fmt.Errorf("%s: invalid port", quote(addr))
+	}
+	return port, nil
+}
+
+func (t *Timeouts) validate(errs *errorList) {
+	if t.Connect <= 0 {
+		errs.add(0, "timeouts.connect", "%s: must be greater than 0", quote(t.Connect.String()))
+	}
+	if t.Idle < 0 {
+		errs.add(0, "timeouts.idle", "%s: must not be negative (0 disables the timeout)", quote(t.Idle.String()))
+	}
+	if t.Drain < 0 {
+		errs.add(0, "timeouts.drain", "%s: must not be negative", quote(t.Drain.String()))
+	}
+}
+
+// CheckListenAddr reports why addr is not a listen address ("host:port"
+// with an optional host and a port from 0 to 65535), or nil if it is. The
+// daemon uses it for its -listen flag.
+func CheckListenAddr(addr string) error {
+	_, err := checkListen(addr)
+	return err
+}
