@@ -137,11 +137,10 @@ func run(args []string, stderr io.Writer) int {
 		return exitOK
 	}
 
-	var h slog.Handler = slog.NewTextHandler(stderr, nil)
-	if o.logFormat == "json" {
-		h = slog.NewJSONHandler(stderr, nil)
-	}
-	log := slog.New(h)
+	log := newLogger(o.logFormat, stderr)
+	accessOut := newBufferedWriter(stderr)
+	defer accessOut.Flush()
+	accessLog := newLogger(o.logFormat, accessOut)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -155,7 +154,7 @@ func run(args []string, stderr io.Writer) int {
 		defer demo.Close()
 	}
 
-	balancers, listeners, err := listen(cfg, log)
+	balancers, listeners, err := listen(cfg, log, accessLog)
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return exitRuntime
@@ -197,7 +196,7 @@ func run(args []string, stderr io.Writer) int {
 
 // listen builds the pools and one balancer per listener, and binds every
 // listener; on error it closes what it opened.
-func listen(cfg *config.Config, log *slog.Logger) ([]*tcplb.Balancer, []net.Listener, error) {
+func listen(cfg *config.Config, log, accessLog *slog.Logger) ([]*tcplb.Balancer, []net.Listener, error) {
 	pools := map[string]*tcplb.Pool{}
 	for _, p := range cfg.Pools {
 		s, err := tcplb.NewStrategy(p.Strategy)
@@ -222,8 +221,11 @@ func listen(cfg *config.Config, log *slog.Logger) ([]*tcplb.Balancer, []net.List
 		balancers []*tcplb.Balancer
 		listeners []net.Listener
 	)
+	// Client connections go without TCP keep-alive, like backend ones: the
+	// idle timeout closes connections whose peer has gone.
+	lc := net.ListenConfig{KeepAlive: -1}
 	for _, l := range cfg.Listeners {
-		ln, err := net.Listen("tcp", l.Listen)
+		ln, err := lc.Listen(context.Background(), "tcp", l.Listen)
 		if err != nil {
 			for _, ln := range listeners {
 				ln.Close()
@@ -237,10 +239,17 @@ func listen(cfg *config.Config, log *slog.Logger) ([]*tcplb.Balancer, []net.List
 			ConnectTimeout: cfg.Timeouts.Connect,
 			IdleTimeout:    idle,
 			Logger:         log,
-			AccessLog:      log,
+			AccessLog:      accessLog,
 		})
 	}
 	return balancers, listeners, nil
+}
+
+func newLogger(format string, w io.Writer) *slog.Logger {
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, nil))
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
 }
 
 func poolStrategy(cfg *config.Config, pool string) string {
