@@ -42,10 +42,9 @@ type Balancer struct {
 	ConnectTimeout time.Duration
 
 	// IdleTimeout closes a connection on which no byte has moved in either
-	// direction for this long. The check runs at an eighth of the timeout,
-	// so a connection is closed between 1 and 1.25 times IdleTimeout after
-	// its last byte. If zero, DefaultIdleTimeout (1h) is used; if
-	// negative, connections never time out.
+	// direction for this long; a direction blocked writing to a peer that
+	// does not read moves no bytes. If zero, DefaultIdleTimeout (1h) is
+	// used; if negative, connections never time out.
 	IdleTimeout time.Duration
 
 	// Logger receives operational events (accept errors, failed dials). If

@@ -22,8 +22,9 @@
 //
 // # Forwarding
 //
-// Bytes are copied between the bare *net.TCPConn values, so on Linux the
-// kernel moves them with splice(2) without passing through user space. A FIN
+// On Linux the bytes move between the two sockets with splice(2) through a
+// pooled pipe taken only while data flows, so they never enter user space
+// and an idle connection holds only its two sockets. A FIN
 // from either side becomes a CloseWrite on the other, and the connection is
 // closed once both directions have ended. A read or write error on either
 // side (a reset) closes both sides with a reset. A connection on which no

@@ -6,8 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -34,6 +34,9 @@ type proxyConn struct {
 	server  net.Conn
 	start   time.Time
 
+	lastActive atomic.Int64 // UnixNano of the last byte moved either way
+	idleTimer  *time.Timer
+
 	mu     sync.Mutex
 	end    End   // first reason recorded wins
 	err    error // the error behind EndReset or EndConnectFailed
@@ -43,14 +46,20 @@ type proxyConn struct {
 }
 
 // direction is one half of the forwarding: bytes read from src are written
-// to dst. Its idle bookkeeping is guarded by proxyConn.mu.
+// to dst.
 type direction struct {
-	src, dst net.Conn
-	bytes    int64
-	// No byte moved in this direction between quietFrom and quietUntil.
-	// A finished direction is quiet from its end on, for ever.
-	quietFrom, quietUntil time.Time
-	done                  bool
+	pc           *proxyConn
+	src, dst     net.Conn
+	bytes        int64          // written to dst; only this direction's goroutine touches it
+	backendBytes *atomic.Uint64 // the backend's counter for this direction
+}
+
+// moved records n bytes written to dst: for the byte counts and the idle
+// timeout. It runs once per chunk, not per byte.
+func (d *direction) moved(n int) {
+	d.bytes += int64(n)
+	d.backendBytes.Add(uint64(n))
+	d.pc.lastActive.Store(time.Now().UnixNano())
 }
 
 // handle serves one accepted connection from dial to close.
@@ -89,117 +98,87 @@ func (pc *proxyConn) handle() {
 // read or write error aborts the connection: both sides are closed with a
 // reset, so that neither mistakes a broken stream for a complete one.
 func (pc *proxyConn) forward() {
-	now := time.Now()
-	pc.up = direction{src: pc.client, dst: pc.server, quietFrom: now, quietUntil: now}
-	pc.down = direction{src: pc.server, dst: pc.client, quietFrom: now, quietUntil: now}
+	pc.up = direction{pc: pc, src: pc.client, dst: pc.server, backendBytes: &pc.backend.bytesOut}
+	pc.down = direction{pc: pc, src: pc.server, dst: pc.client, backendBytes: &pc.backend.bytesIn}
+	if idle := pc.lb.idleTimeout(); idle > 0 {
+		pc.lastActive.Store(time.Now().UnixNano())
+		pc.idleTimer = time.AfterFunc(idle, pc.checkIdle)
+		defer pc.idleTimer.Stop()
+	}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		pc.pipe(&pc.up, EndClientClosed, &pc.backend.bytesOut)
+		pc.pipe(&pc.up, EndClientClosed)
 	}()
-	pc.pipe(&pc.down, EndBackendClosed, &pc.backend.bytesIn)
+	pc.pipe(&pc.down, EndBackendClosed)
 	wg.Wait()
 	pc.client.Close()
 	pc.server.Close()
 }
 
-type counter interface{ Add(uint64) uint64 }
-
-// pipe runs one direction until EOF or an error. With an idle timeout it
-// copies in windows of an eighth of the timeout: a read deadline ends each
-// window, and the bytes it moved tell whether the direction was quiet. The
-// read deadline only stops the copy while it waits for data, so no byte is
-// lost between windows, and the kernel's splice path is kept throughout
-// because dst and src are the bare *net.TCPConn values.
-func (pc *proxyConn) pipe(d *direction, eof End, backendBytes counter) {
-	idle := pc.lb.idleTimeout()
-	window := idle / 8
-	for {
-		if idle > 0 {
-			d.src.SetReadDeadline(time.Now().Add(window))
+// pipe runs one direction until EOF or an error.
+func (pc *proxyConn) pipe(d *direction, eof End) {
+	err := d.copy()
+	if err == nil { // EOF from src: pass the half-close on
+		pc.mu.Lock()
+		if pc.end == "" {
+			pc.end = eof
 		}
-		n, err := copyConn(d.dst, d.src)
-		d.bytes += n
-		backendBytes.Add(uint64(n))
-		if err == nil { // EOF from src: pass the half-close on
-			pc.finish(d, eof)
-			closeWrite(d.dst)
-			return
-		}
-		if idle > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
-			if pc.stillActive(d, n > 0, idle) {
-				continue
-			}
-			pc.abort(EndIdle, false)
-			return
-		}
-		pc.abort(EndReset, true)
-		pc.setErr(err)
+		pc.mu.Unlock()
+		closeWrite(d.dst)
 		return
+	}
+	pc.abort(EndReset, true)
+	pc.setErr(err)
+}
+
+// checkIdle runs when the idle timer fires: it closes the connection if no
+// byte has moved for IdleTimeout, and otherwise sets the timer for when
+// that would be.
+func (pc *proxyConn) checkIdle() {
+	idle := pc.lb.idleTimeout()
+	quiet := time.Since(time.Unix(0, pc.lastActive.Load()))
+	if quiet >= idle {
+		pc.abort(EndIdle, false)
+		return
+	}
+	pc.idleTimer.Reset(idle - quiet)
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// copyBuffered is the portable copy loop, through a pooled buffer.
+func (d *direction) copyBuffered() error {
+	for {
+		if done, err := d.copyChunk(); done || err != nil {
+			return err
+		}
 	}
 }
 
-// copyConn copies from src to dst until EOF or an error. Between two
-// *net.TCPConn, ReadFrom takes the kernel's splice path on Linux.
-func copyConn(dst, src net.Conn) (int64, error) {
-	if rf, ok := dst.(io.ReaderFrom); ok {
-		return rf.ReadFrom(src)
+// copyChunk moves one read's worth of bytes from d.src to d.dst. It reports
+// done at d.src's EOF.
+func (d *direction) copyChunk() (done bool, err error) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	n, err := d.src.Read(*bp)
+	if n > 0 {
+		if _, werr := d.dst.Write((*bp)[:n]); werr != nil {
+			return false, werr
+		}
+		d.moved(n)
 	}
-	return io.Copy(dst, src)
+	if err == io.EOF {
+		return true, nil
+	}
+	return false, err
 }
 
 func closeWrite(c net.Conn) {
 	if cw, ok := c.(interface{ CloseWrite() error }); ok {
 		cw.CloseWrite()
 	}
-}
-
-// finish marks d as done after a clean EOF.
-func (pc *proxyConn) finish(d *direction, eof End) {
-	pc.mu.Lock()
-	defer pc.mu.Unlock()
-	if pc.end == "" {
-		pc.end = eof
-	}
-	d.done = true
-	d.quietFrom = time.Now()
-}
-
-// stillActive records one finished window of d and reports whether the
-// connection is still within its idle timeout: false when both directions
-// have been confirmed quiet over a common stretch of at least idle.
-func (pc *proxyConn) stillActive(d *direction, moved bool, idle time.Duration) bool {
-	now := time.Now()
-	pc.mu.Lock()
-	defer pc.mu.Unlock()
-	if moved {
-		d.quietFrom = now
-	}
-	d.quietUntil = now
-	from, until := pc.up.quietFrom, pc.up.quietUntil
-	if pc.up.done {
-		until = now
-	}
-	from = later(from, pc.down.quietFrom)
-	if !pc.down.done {
-		until = earlier(until, pc.down.quietUntil)
-	}
-	return until.Sub(from) < idle
-}
-
-func later(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
-}
-
-func earlier(a, b time.Time) time.Time {
-	if a.Before(b) {
-		return a
-	}
-	return b
 }
 
 // abort records why the connection ends, if no reason is recorded yet, and
