@@ -257,24 +257,25 @@ func (lb *Balancer) trackConn(pc *proxyConn, add bool) bool {
 // connect picks a backend and dials it. When a dial fails it asks the
 // strategy again among the backends not yet tried, so each backend is tried
 // at most once; it returns the error of the last dial, or errNoBackend when
-// the strategy had nothing to offer.
-func (lb *Balancer) connect(client netip.AddrPort) (*Backend, net.Conn, error) {
+// the strategy had nothing to offer. dialed is when the successful dial
+// began.
+func (lb *Balancer) connect(client netip.AddrPort) (b *Backend, c net.Conn, dialed time.Time, err error) {
 	strategy := lb.Pool.Strategy()
 	candidates := lb.Pool.Backends()
 	d := net.Dialer{KeepAlive: -1} // see Balancer's doc: idle timeout, not keep-alive
-	err := errNoBackend
+	err = errNoBackend
 	for {
-		b := strategy.Pick(client, candidates)
+		b = strategy.Pick(client, candidates)
 		if b == nil {
-			return nil, nil, err
+			return nil, nil, time.Time{}, err
 		}
 		b.active.Add(1)
-		var c net.Conn
-		ctx := &dialContext{Context: lb.forceCtx, deadline: time.Now().Add(lb.connectTimeout())}
+		dialed = time.Now()
+		ctx := &dialContext{Context: lb.forceCtx, deadline: dialed.Add(lb.connectTimeout())}
 		c, err = d.DialContext(ctx, "tcp", b.addr)
 		if err == nil {
 			b.total.Add(1)
-			return b, c, nil
+			return b, c, dialed, nil
 		}
 		b.active.Add(-1)
 		b.connectErrors.Add(1)

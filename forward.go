@@ -33,6 +33,7 @@ type proxyConn struct {
 	backend *Backend
 	server  net.Conn
 	start   time.Time
+	dialed  time.Time // when the dial to backend began
 
 	lastActive atomic.Int64 // UnixNano of the last byte moved either way
 	idleTimer  *time.Timer
@@ -57,16 +58,21 @@ type direction struct {
 // moved records n bytes written to dst: for the byte counts and the idle
 // timeout. It runs once per chunk, not per byte.
 func (d *direction) moved(n int) {
+	now := time.Now()
+	if d.bytes == 0 && d == &d.pc.down {
+		// The backend's first byte: connect time plus its time to answer.
+		d.pc.backend.observeLatency(now.Sub(d.pc.dialed))
+	}
 	d.bytes += int64(n)
 	d.backendBytes.Add(uint64(n))
-	d.pc.lastActive.Store(time.Now().UnixNano())
+	d.pc.lastActive.Store(now.UnixNano())
 }
 
 // handle serves one accepted connection from dial to close.
 func (pc *proxyConn) handle() {
 	lb := pc.lb
 	defer lb.trackConn(pc, false)
-	backend, server, err := lb.connect(clientAddr(pc.client))
+	backend, server, dialed, err := lb.connect(clientAddr(pc.client))
 	if err != nil {
 		why := EndConnectFailed
 		if errors.Is(err, errNoBackend) {
@@ -80,7 +86,7 @@ func (pc *proxyConn) handle() {
 		return
 	}
 	pc.mu.Lock()
-	pc.backend, pc.server = backend, server
+	pc.backend, pc.server, pc.dialed = backend, server, dialed
 	closed := pc.closed
 	pc.mu.Unlock()
 	if closed { // Shutdown's deadline passed while we were dialling
