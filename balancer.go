@@ -149,7 +149,7 @@ func (lb *Balancer) Serve(ln net.Listener) error {
 			c.Close()
 			return ErrBalancerClosed
 		}
-		go pc.handle()
+		workers.run(pc.handle)
 	}
 }
 

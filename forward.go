@@ -53,6 +53,7 @@ type direction struct {
 	src, dst     net.Conn
 	bytes        int64          // written to dst; only this direction's goroutine touches it
 	backendBytes *atomic.Uint64 // the backend's counter for this direction
+	done         bool           // src reached EOF; guarded by pc.mu
 }
 
 // moved records n bytes written to dst: for the byte counts and the idle
@@ -113,10 +114,10 @@ func (pc *proxyConn) forward() {
 	}
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go func() {
+	workers.run(func() {
 		defer wg.Done()
 		pc.pipe(&pc.up, EndClientClosed)
-	}()
+	})
 	pc.pipe(&pc.down, EndBackendClosed)
 	wg.Wait()
 	pc.client.Close()
@@ -131,8 +132,12 @@ func (pc *proxyConn) pipe(d *direction, eof End) {
 		if pc.end == "" {
 			pc.end = eof
 		}
+		d.done = true
+		last := pc.up.done && pc.down.done
 		pc.mu.Unlock()
-		closeWrite(d.dst)
+		if !last {
+			closeWrite(d.dst)
+		} // else forward closes both sockets now, and close sends the FIN
 		return
 	}
 	pc.abort(EndReset, true)
@@ -237,18 +242,28 @@ func (pc *proxyConn) log() {
 	if pc.backend != nil {
 		backend = pc.backend.addr
 	}
-	attrs := []slog.Attr{
+	// The record is built by hand, as slog's docs show for wrappers, with
+	// no caller PC: Logger.LogAttrs would walk the stack for one on every
+	// connection.
+	ctx := context.Background()
+	h := al.Handler()
+	if !h.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
+	now := time.Now()
+	r := slog.NewRecord(now, slog.LevelInfo, "connection", 0)
+	r.AddAttrs(
 		slog.String("client", pc.client.RemoteAddr().String()),
 		slog.String("listener", pc.lb.Name),
 		slog.String("pool", pc.lb.Pool.Name()),
 		slog.String("backend", backend),
 		slog.Int64("client_bytes", pc.up.bytes),
 		slog.Int64("backend_bytes", pc.down.bytes),
-		slog.Duration("duration", time.Since(pc.start)),
+		slog.Duration("duration", now.Sub(pc.start)),
 		slog.String("end", string(end)),
-	}
+	)
 	if err != nil {
-		attrs = append(attrs, slog.String("err", err.Error()))
+		r.AddAttrs(slog.String("err", err.Error()))
 	}
-	al.LogAttrs(context.Background(), slog.LevelInfo, "connection", attrs...)
+	h.Handle(ctx, r)
 }
