@@ -192,10 +192,14 @@ func (lb *Balancer) Shutdown(ctx context.Context) error {
 	}
 	lb.force()
 	lb.mu.Lock()
+	open := make([]*proxyConn, 0, len(lb.conns))
 	for pc := range lb.conns {
-		pc.abort(EndShutdown, false)
+		open = append(open, pc)
 	}
 	lb.mu.Unlock()
+	for _, pc := range open { // not under lb.mu: a parked connection finishes inside abort
+		pc.abort(EndShutdown, false)
+	}
 	<-lb.drained
 	return ctx.Err()
 }

@@ -43,6 +43,9 @@ func (d *direction) splice(dst, src *net.TCPConn) error {
 	fill, drain := s.fill, s.drain // one allocation each, not one per chunk
 	for {
 		if err := srcRaw.Read(fill); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return errParked
+			}
 			return err
 		}
 		switch {

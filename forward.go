@@ -11,6 +11,10 @@ import (
 	"time"
 )
 
+// errParked is returned by a direction's copy when its read deadline has
+// passed: the connection's timer asks it to park.
+var errParked = errors.New("tcplb: parked")
+
 // End says how a connection ended; it is the "end" field of the access log.
 type End string
 
@@ -36,12 +40,15 @@ type proxyConn struct {
 	dialed  time.Time // when the dial to backend began
 
 	lastActive atomic.Int64 // UnixNano of the last byte moved either way
-	idleTimer  *time.Timer
+	timer      *time.Timer  // idle timeout and parking; see tick
+	canPark    bool
+	finished   atomic.Bool
 
 	mu     sync.Mutex
 	end    End   // first reason recorded wins
 	err    error // the error behind EndReset or EndConnectFailed
 	closed bool  // both sockets closed by abort
+	live   int   // directions not finished, parked ones included
 	up     direction
 	down   direction
 }
@@ -51,9 +58,14 @@ type proxyConn struct {
 type direction struct {
 	pc           *proxyConn
 	src, dst     net.Conn
-	bytes        int64          // written to dst; only this direction's goroutine touches it
+	eof          End            // how the connection ends if this direction's EOF comes first
+	bytes        int64          // written to dst; only the direction's running goroutine touches it
 	backendBytes *atomic.Uint64 // the backend's counter for this direction
-	done         bool           // src reached EOF; guarded by pc.mu
+
+	// Guarded by pc.mu.
+	sawEOF bool  // src reached EOF
+	parked bool  // waiting in the parking lot
+	fd     int32 // src's descriptor while parked; the lot's key
 }
 
 // moved records n bytes written to dst: for the byte counts and the idle
@@ -69,10 +81,11 @@ func (d *direction) moved(n int) {
 	d.pc.lastActive.Store(now.UnixNano())
 }
 
-// handle serves one accepted connection from dial to close.
+// handle serves one accepted connection: it dials a backend and starts the
+// forwarding. The connection ends in finish, run by whichever direction
+// ends last.
 func (pc *proxyConn) handle() {
 	lb := pc.lb
-	defer lb.trackConn(pc, false)
 	backend, server, dialed, err := lb.connect(clientAddr(pc.client))
 	if err != nil {
 		why := EndConnectFailed
@@ -84,6 +97,7 @@ func (pc *proxyConn) handle() {
 		pc.abort(why, false)
 		pc.setErr(err)
 		pc.log()
+		lb.trackConn(pc, false)
 		return
 	}
 	pc.mu.Lock()
@@ -92,69 +106,148 @@ func (pc *proxyConn) handle() {
 	pc.mu.Unlock()
 	if closed { // Shutdown's deadline passed while we were dialling
 		server.Close()
-	} else {
-		pc.forward()
+		backend.active.Add(-1)
+		pc.log()
+		lb.trackConn(pc, false)
+		return
 	}
-	backend.active.Add(-1)
-	pc.log()
+	pc.forward()
 }
 
-// forward copies both directions concurrently and returns when both are
-// done. A FIN read on one side becomes CloseWrite on the other (half-close),
-// and the sockets are closed when both directions have finished. Any other
-// read or write error aborts the connection: both sides are closed with a
-// reset, so that neither mistakes a broken stream for a complete one.
+// forward copies both directions concurrently, the backend-to-client one on
+// this goroutine. A FIN read on one side becomes CloseWrite on the other
+// (half-close), and the sockets are closed when both directions have
+// finished. Any other read or write error aborts the connection: both sides
+// are closed with a reset, so that neither mistakes a broken stream for a
+// complete one.
+//
+// A connection quiet for parkAfter parks: its directions give up their
+// goroutines and wait in the parking lot (park_linux.go) until their socket
+// is readable again.
 func (pc *proxyConn) forward() {
-	pc.up = direction{pc: pc, src: pc.client, dst: pc.server, backendBytes: &pc.backend.bytesOut}
-	pc.down = direction{pc: pc, src: pc.server, dst: pc.client, backendBytes: &pc.backend.bytesIn}
-	if idle := pc.lb.idleTimeout(); idle > 0 {
-		pc.lastActive.Store(time.Now().UnixNano())
-		pc.idleTimer = time.AfterFunc(idle, pc.checkIdle)
-		defer pc.idleTimer.Stop()
+	pc.up = direction{pc: pc, src: pc.client, dst: pc.server, eof: EndClientClosed, backendBytes: &pc.backend.bytesOut}
+	pc.down = direction{pc: pc, src: pc.server, dst: pc.client, eof: EndBackendClosed, backendBytes: &pc.backend.bytesIn}
+	pc.live = 2
+	pc.canPark = parkAfter > 0 && canPark(pc.client, pc.server)
+	pc.lastActive.Store(time.Now().UnixNano())
+	if first := pc.nextTick(0); first > 0 {
+		pc.timer = time.AfterFunc(first, pc.tick)
 	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	workers.run(func() {
-		defer wg.Done()
-		pc.pipe(&pc.up, EndClientClosed)
-	})
-	pc.pipe(&pc.down, EndBackendClosed)
-	wg.Wait()
-	pc.client.Close()
-	pc.server.Close()
+	workers.run(pc.up.run)
+	pc.down.run()
 }
 
-// pipe runs one direction until EOF or an error.
-func (pc *proxyConn) pipe(d *direction, eof End) {
+// run copies one direction until EOF or an error, or until it parks.
+func (d *direction) run() {
+	pc := d.pc
 	err := d.copy()
+	if err == errParked {
+		pc.mu.Lock()
+		if !pc.closed {
+			if d.park() == nil {
+				d.parked = true
+				pc.mu.Unlock()
+				return
+			}
+		}
+		pc.mu.Unlock()
+		// Closed meanwhile, or the lot failed: carry on here.
+		d.src.SetReadDeadline(time.Time{})
+		d.run()
+		return
+	}
 	if err == nil { // EOF from src: pass the half-close on
 		pc.mu.Lock()
 		if pc.end == "" {
-			pc.end = eof
+			pc.end = d.eof
 		}
-		d.done = true
-		last := pc.up.done && pc.down.done
+		d.sawEOF = true
+		last := pc.up.sawEOF && pc.down.sawEOF
 		pc.mu.Unlock()
 		if !last {
 			closeWrite(d.dst)
-		} // else forward closes both sockets now, and close sends the FIN
-		return
+		} // else finish closes both sockets now, and close sends the FIN
+	} else {
+		pc.abort(EndReset, true)
+		pc.setErr(err)
 	}
-	pc.abort(EndReset, true)
-	pc.setErr(err)
+	pc.directionDone()
 }
 
-// checkIdle runs when the idle timer fires: it closes the connection if no
-// byte has moved for IdleTimeout, and otherwise sets the timer for when
-// that would be.
-func (pc *proxyConn) checkIdle() {
-	idle := pc.lb.idleTimeout()
+// resume continues a direction taken out of the parking lot.
+func (d *direction) resume() {
+	pc := d.pc
+	pc.mu.Lock()
+	d.parked = false
+	pc.mu.Unlock()
+	d.src.SetReadDeadline(time.Time{})
+	if pc.timer != nil {
+		pc.timer.Reset(parkAfter)
+	}
+	d.run()
+}
+
+// directionDone counts one direction as finished; the last one finishes
+// the connection.
+func (pc *proxyConn) directionDone() {
+	pc.mu.Lock()
+	pc.live--
+	last := pc.live == 0
+	pc.mu.Unlock()
+	if last {
+		pc.finish()
+	}
+}
+
+// finish closes both sockets, writes the access-log line and forgets the
+// connection.
+func (pc *proxyConn) finish() {
+	pc.finished.Store(true)
+	if pc.timer != nil {
+		pc.timer.Stop()
+	}
+	pc.client.Close()
+	pc.server.Close()
+	pc.backend.active.Add(-1)
+	pc.log()
+	pc.lb.trackConn(pc, false)
+}
+
+// nextTick returns when the connection's timer should next look at it,
+// quiet being how long no byte has moved; 0 means not at all.
+func (pc *proxyConn) nextTick(quiet time.Duration) time.Duration {
+	var next time.Duration
+	if idle := pc.lb.idleTimeout(); idle > 0 {
+		next = idle - quiet
+	}
+	if pc.canPark && quiet < parkAfter && (next == 0 || parkAfter-quiet < next) {
+		next = parkAfter - quiet
+	}
+	return next
+}
+
+// tick runs on the connection's timer: it closes a connection idle for
+// IdleTimeout, asks a connection quiet for parkAfter to park, and sets the
+// timer for the next of these.
+func (pc *proxyConn) tick() {
+	if pc.finished.Load() {
+		return
+	}
 	quiet := time.Since(time.Unix(0, pc.lastActive.Load()))
-	if quiet >= idle {
+	if idle := pc.lb.idleTimeout(); idle > 0 && quiet >= idle {
 		pc.abort(EndIdle, false)
 		return
 	}
-	pc.idleTimer.Reset(idle - quiet)
+	if pc.canPark && quiet >= parkAfter {
+		// A read deadline in the past wakes each running direction, which
+		// then parks (copy returns errParked).
+		past := time.Unix(1, 0)
+		pc.client.SetReadDeadline(past)
+		pc.server.SetReadDeadline(past)
+	}
+	if next := pc.nextTick(quiet); next > 0 {
+		pc.timer.Reset(next)
+	}
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
@@ -198,15 +291,24 @@ func closeWrite(c net.Conn) {
 // clean end of stream.
 func (pc *proxyConn) abort(why End, reset bool) {
 	pc.mu.Lock()
-	defer pc.mu.Unlock()
 	if pc.end == "" || pc.end == EndClientClosed || pc.end == EndBackendClosed {
 		// A half-close followed by a failure or timeout ends by the latter.
 		pc.end = why
 	}
 	if pc.closed {
+		pc.mu.Unlock()
 		return
 	}
 	pc.closed = true
+	// A parked direction has no goroutine to see its socket close: take it
+	// out of the lot before closing, and count it as finished here.
+	var orphans int
+	for _, d := range []*direction{&pc.up, &pc.down} {
+		if d.parked && d.unpark() {
+			d.parked = false
+			orphans++
+		}
+	}
 	for _, c := range []net.Conn{pc.client, pc.server} {
 		if c == nil {
 			continue
@@ -217,6 +319,10 @@ func (pc *proxyConn) abort(why End, reset bool) {
 			}
 		}
 		c.Close()
+	}
+	pc.mu.Unlock()
+	for range orphans {
+		pc.directionDone()
 	}
 }
 

@@ -12,7 +12,7 @@ import (
 // stack it grew. Idle workers exit after workerIdle, and at most maxIdleWorkers
 // wait at once, so a burst leaves nothing behind for long.
 const (
-	maxIdleWorkers = 1024
+	maxIdleWorkers = 128
 	workerIdle     = 10 * time.Second
 )
 
