@@ -103,6 +103,11 @@ func (pc *proxyConn) handle() {
 	pc.mu.Lock()
 	pc.backend, pc.server, pc.dialed = backend, server, dialed
 	closed := pc.closed
+	if !closed { // under pc.mu, as abort may look at the directions at any time
+		pc.up = direction{pc: pc, src: pc.client, dst: server, eof: EndClientClosed, backendBytes: &backend.bytesOut}
+		pc.down = direction{pc: pc, src: server, dst: pc.client, eof: EndBackendClosed, backendBytes: &backend.bytesIn}
+		pc.live = 2
+	}
 	pc.mu.Unlock()
 	if closed { // Shutdown's deadline passed while we were dialling
 		server.Close()
@@ -125,9 +130,6 @@ func (pc *proxyConn) handle() {
 // goroutines and wait in the parking lot (park_linux.go) until their socket
 // is readable again.
 func (pc *proxyConn) forward() {
-	pc.up = direction{pc: pc, src: pc.client, dst: pc.server, eof: EndClientClosed, backendBytes: &pc.backend.bytesOut}
-	pc.down = direction{pc: pc, src: pc.server, dst: pc.client, eof: EndBackendClosed, backendBytes: &pc.backend.bytesIn}
-	pc.live = 2
 	pc.canPark = parkAfter > 0 && canPark(pc.client, pc.server)
 	pc.lastActive.Store(time.Now().UnixNano())
 	if first := pc.nextTick(0); first > 0 {
