@@ -27,6 +27,8 @@ type Backend struct {
 	connectErrors atomic.Uint64
 	bytesIn       atomic.Uint64 // bytes read from this backend
 	bytesOut      atomic.Uint64 // bytes written to this backend
+
+	latency atomic.Uint64 // least-latency's estimate and its update time, packed (latency.go); 0 until the first sample
 }
 
 // NewBackend returns a backend for addr, a "host:port" address (an IPv6

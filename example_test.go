@@ -58,5 +58,25 @@ func ExampleNewStrategy() {
 	fmt.Println(err)
 	// Output:
 	// true <nil>
-	// unknown strategy "no-such-strategy" (known: round-robin)
+	// unknown strategy "no-such-strategy" (known: hash, least-conn, least-latency, p2c, random, round-robin)
+}
+
+// The "hash" strategy sends a client address to the same backend every
+// time, and in every process with the same backends. With a balance
+// factor it also keeps each backend within that percentage of its share
+// of the open connections.
+func ExampleNewMaglev() {
+	var backends []*tcplb.Backend
+	for _, addr := range []string{"10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"} {
+		b, _ := tcplb.NewBackend(addr, 1)
+		backends = append(backends, b)
+	}
+	hash, _ := tcplb.NewMaglev(125) // at most 25% over the average
+	for _, client := range []string{"192.0.2.1:50000", "192.0.2.1:50001", "192.0.2.3:50000"} {
+		fmt.Println(client, "->", hash.Pick(netip.MustParseAddrPort(client), backends))
+	}
+	// Output:
+	// 192.0.2.1:50000 -> 10.0.0.3:80
+	// 192.0.2.1:50001 -> 10.0.0.3:80
+	// 192.0.2.3:50000 -> 10.0.0.1:80
 }

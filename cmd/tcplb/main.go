@@ -199,7 +199,13 @@ func run(args []string, stderr io.Writer) int {
 func listen(cfg *config.Config, log, accessLog *slog.Logger) ([]*tcplb.Balancer, []net.Listener, error) {
 	pools := map[string]*tcplb.Pool{}
 	for _, p := range cfg.Pools {
-		s, err := tcplb.NewStrategy(p.Strategy)
+		var s tcplb.Strategy
+		var err error
+		if p.Strategy == "hash" && p.HashBalanceFactor != 0 {
+			s, err = tcplb.NewMaglev(p.HashBalanceFactor)
+		} else {
+			s, err = tcplb.NewStrategy(p.Strategy)
+		}
 		if err != nil {
 			return nil, nil, fmt.Errorf("pool %s: %v", p.Name, err)
 		}

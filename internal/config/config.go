@@ -50,6 +50,15 @@ type Pool struct {
 	// ("round-robin").
 	Strategy string `yaml:"strategy"`
 
+	// HashBalanceFactor bounds the load of each backend under strategy
+	// "hash", in percent of its weighted share of the pool's open
+	// connections: a client whose backend is at the bound goes to the next
+	// backend of its preference list (see tcplb.NewMaglev). 0, the
+	// default, disables the bound; otherwise it must be at least 100, and
+	// 125 allows 25% over the average. It is an error with another
+	// strategy.
+	HashBalanceFactor int `yaml:"hash_balance_factor"`
+
 	// Backends are the servers of the pool. At least one is required, and
 	// no address may appear twice. In YAML a backend may be written as just
 	// its address.

@@ -9,6 +9,7 @@
 //	pools:                         # at least one
 //	  - name: app                  # required, unique
 //	    strategy: round-robin      # optional, default round-robin
+//	    hash_balance_factor: 125   # strategy hash only; optional, 0 (off) or >= 100
 //	    backends:                  # at least one
 //	      - { addr: 127.0.0.1:3001, weight: 2 }  # weight 1 to 256, default 1
 //	      - 127.0.0.1:3002                       # short for {addr: 127.0.0.1:3002}

@@ -208,6 +208,25 @@ pools:
 		},
 	},
 	{
+		name: "hash balance factor",
+		in: `
+listeners: [{listen: ":1", pool: bounded}]
+pools:
+  - {name: bounded, strategy: hash, hash_balance_factor: 125, backends: [a:1, a:2]}
+  - {name: plain, strategy: hash, hash_balance_factor: 0, backends: [a:1]}
+  - {name: other, strategy: least-conn, hash_balance_factor: ~, backends: [a:1]}
+`,
+		want: &Config{
+			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "bounded"}},
+			Pools: []Pool{
+				{Name: "bounded", Strategy: "hash", HashBalanceFactor: 125, Backends: []Backend{{"a:1", 1}, {"a:2", 1}}},
+				{Name: "plain", Strategy: "hash", Backends: []Backend{{"a:1", 1}}},
+				{Name: "other", Strategy: "least-conn", Backends: []Backend{{"a:1", 1}}},
+			},
+			Timeouts: defaultTimeouts,
+		},
+	},
+	{
 		name: "document markers and comments",
 		in: `# tcplb
 ---
@@ -275,7 +294,7 @@ var parseErrorTests = []struct {
 
 	// Keys.
 	{"unknown key", okListeners + "pools:\n  - name: p\n    bakends: [a:1]\n    backends: [a:1]\n", []string{
-		"line 4: pools[0].bakends: unknown key (known: name, strategy, backends)",
+		"line 4: pools[0].bakends: unknown key (known: name, strategy, hash_balance_factor, backends)",
 	}},
 	{"duplicate key", okListeners + "pools:\n  - name: p\n    name: q\n    backends: [a:1]\n", []string{
 		"line 4: pools[0].name: duplicate key",
@@ -288,7 +307,19 @@ var parseErrorTests = []struct {
 		`line 4: pools[1].name: "app": duplicate pool name`,
 	}},
 	{"unknown strategy", okListeners + "pools: [{name: p, strategy: x, backends: [a:1]}]\n", []string{
-		`line 2: pools[0].strategy: unknown strategy "x" (known: round-robin)`,
+		`line 2: pools[0].strategy: unknown strategy "x" (known: hash, least-conn, least-latency, p2c, random, round-robin)`,
+	}},
+	{"hash balance factor below 100", okListeners + "pools: [{name: p, strategy: hash, hash_balance_factor: 99, backends: [a:1]}]\n", []string{
+		"line 2: pools[0].hash_balance_factor: 99: must be 0 (off) or at least 100",
+	}},
+	{"negative hash balance factor", okListeners + "pools: [{name: p, strategy: hash, hash_balance_factor: -125, backends: [a:1]}]\n", []string{
+		"line 2: pools[0].hash_balance_factor: -125: must be 0 (off) or at least 100",
+	}},
+	{"hash balance factor without hash", okListeners + "pools:\n  - name: p\n    hash_balance_factor: 150\n    backends: [a:1]\n", []string{
+		"line 4: pools[0].hash_balance_factor: 150: only applies to strategy hash, not round-robin",
+	}},
+	{"hash balance factor not an integer", okListeners + "pools: [{name: p, strategy: hash, hash_balance_factor: 1.25, backends: [a:1]}]\n", []string{
+		"line 2: pools[0].hash_balance_factor: 1.25: want an integer",
 	}},
 	{"no backends", okListeners + "pools: [{name: p}]\n", []string{"line 2: pools[0].backends: at least one backend is required"}},
 	{"empty backends", okListeners + "pools: [{name: p, backends: []}]\n", []string{"line 2: pools[0].backends: at least one backend is required"}},
@@ -386,7 +417,7 @@ var parseErrorTests = []struct {
 	}},
 	{"merge with unknown key", okListeners + "x: &x {port: 1}\npools:\n  - <<: *x\n    name: p\n    backends: [a:1]\n", []string{
 		"line 2: x: unknown key (known: listeners, pools, timeouts)",
-		"line 2: pools[0].port: unknown key (known: name, strategy, backends)",
+		"line 2: pools[0].port: unknown key (known: name, strategy, hash_balance_factor, backends)",
 	}},
 
 	// Junk.
@@ -413,7 +444,7 @@ timeouts:
   idle: abc
 `, []string{
 		`line 4: listeners[0].pool: "nope": no such pool (pools: app, web)`,
-		`line 7: pools[0].strategy: unknown strategy "x" (known: round-robin)`,
+		`line 7: pools[0].strategy: unknown strategy "x" (known: hash, least-conn, least-latency, p2c, random, round-robin)`,
 		`line 9: pools[0].backends[0].addr: "x:y": invalid port`,
 		`line 9: pools[0].backends[0].weight: 0: must be between 1 and 256`,
 		`line 11: pools[1].backends: want a list, got a mapping`,

@@ -51,6 +51,13 @@ func (c *Config) validatePools(errs *errorList) []string {
 		if _, err := tcplb.NewStrategy(p.Strategy); err != nil {
 			errs.add(0, path+".strategy", "%v", err)
 		}
+		switch f := p.HashBalanceFactor; {
+		case f == 0:
+		case f < 100:
+			errs.add(0, path+".hash_balance_factor", "%d: must be 0 (off) or at least 100", f)
+		case p.Strategy != "hash":
+			errs.add(0, path+".hash_balance_factor", "%d: only applies to strategy hash, not %s", f, quoteIfNeeded(p.Strategy))
+		}
 		p.validateBackends(errs, path+".backends")
 	}
 	return names

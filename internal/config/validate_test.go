@@ -31,8 +31,19 @@ func TestValidate(t *testing.T) {
 			c.Pools[0].Strategy = ""
 			c.Pools[0].Backends[1].Weight = 0
 		}, []string{
-			`pools[0].strategy: unknown strategy "" (known: round-robin)`,
+			`pools[0].strategy: unknown strategy "" (known: hash, least-conn, least-latency, p2c, random, round-robin)`,
 			"pools[0].backends[1].weight: 0: must be between 1 and 256",
+		}},
+		{"hash balance factor", func(c *Config) {
+			c.Pools[0].Strategy = "hash"
+			c.Pools[0].HashBalanceFactor = 100
+		}, nil},
+		{"bad hash balance factors", func(c *Config) {
+			c.Pools[0].HashBalanceFactor = 150
+			c.Pools = append(c.Pools, Pool{Name: "other", Strategy: "hash", HashBalanceFactor: 1, Backends: []Backend{{"b:1", 1}}})
+		}, []string{
+			"pools[0].hash_balance_factor: 150: only applies to strategy hash, not round-robin",
+			"pools[1].hash_balance_factor: 1: must be 0 (off) or at least 100",
 		}},
 		{"pool required with two pools", func(c *Config) {
 			c.Listeners[0].Pool = ""
