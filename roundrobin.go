@@ -16,13 +16,19 @@ func init() {
 // cycle instead of sending them in a burst: weights 5, 1, 1 give
 // a a b a c a a.
 //
-// Pick is lock-free and allocates nothing while the backend set and weights
-// stay the same: one atomic increment plus an O(n) check that the cached
-// schedule still matches the backends. A new set or weight rebuilds the
-// schedule once, in O(n·W) for total weight W.
+// Pick is lock-free, O(1) and allocates nothing while the backend set stays
+// the same slice: one atomic increment and a check of the picked backend's
+// weight. A slice seen twice in a row gets a schedule, built once in
+// O(n·W) for total weight W (the first slice at once); a slice seen once (the
+// balancer's retry among the backends not yet tried after a failed dial) is
+// served in plain cyclic order on a cycle of its own instead, so retries
+// neither pay for a build nor evict or shift the pool's schedule. A weight changed in place is noticed when that backend is next
+// picked, and the schedule is rebuilt for the picks after it.
 type RoundRobin struct {
 	next     atomic.Uint64
 	schedule atomic.Pointer[rrSchedule]
+	lastSeen atomic.Pointer[sliceID] // the last slice without a schedule
+	other    atomic.Uint64           // the cycle of slices without a schedule
 }
 
 // NewRoundRobin returns a round-robin strategy.
@@ -44,27 +50,27 @@ func (r *RoundRobin) Pick(_ netip.AddrPort, backends []*Backend) *Backend {
 		return backends[0]
 	}
 	s := r.schedule.Load()
-	if s == nil || !s.matches(backends) {
+	if s != nil && !sameSlice(s.backends, backends) {
+		id := &sliceID{&backends[0], len(backends)}
+		if prev := r.lastSeen.Swap(id); prev == nil || *prev != *id {
+			return backends[(r.other.Add(1)-1)%uint64(len(backends))]
+		}
+		s = nil
+	}
+	if s == nil {
 		s = newRRSchedule(backends)
 		r.schedule.Store(s)
 	}
 	i := r.next.Add(1) - 1
-	if s.order == nil {
-		return backends[i%uint64(len(backends))]
+	k := i % uint64(len(backends))
+	if s.order != nil {
+		k = uint64(s.order[i%uint64(len(s.order))])
 	}
-	return backends[s.order[i%uint64(len(s.order))]]
-}
-
-func (s *rrSchedule) matches(backends []*Backend) bool {
-	if len(s.backends) != len(backends) {
-		return false
+	b := backends[k]
+	if b.weight.Load() != s.weights[k] {
+		r.schedule.CompareAndSwap(s, newRRSchedule(backends))
 	}
-	for i, b := range backends {
-		if s.backends[i] != b || s.weights[i] != b.weight.Load() {
-			return false
-		}
-	}
-	return true
+	return b
 }
 
 // newRRSchedule builds one cycle of smooth weighted round robin: each step
@@ -74,7 +80,7 @@ func (s *rrSchedule) matches(backends []*Backend) bool {
 // short as it can be.
 func newRRSchedule(backends []*Backend) *rrSchedule {
 	s := &rrSchedule{
-		backends: append([]*Backend(nil), backends...),
+		backends: backends, // the caller's slice, kept as its identity
 		weights:  make([]int32, len(backends)),
 	}
 	g, equal := int32(0), true

@@ -175,6 +175,12 @@ func TestRoundRobinFollowsSetChanges(t *testing.T) {
 		}
 	}
 	bs[0].weight.Store(3)
+	// The change is noticed when backend 0 is next picked, within a cycle.
+	for i := 0; rr.Pick(netip.AddrPort{}, bs) != bs[0]; i++ {
+		if i > 4 {
+			t.Fatal("backend 0 not picked within a cycle")
+		}
+	}
 	counts := map[*Backend]int{}
 	for range 6 * 10 {
 		counts[rr.Pick(netip.AddrPort{}, bs)]++
