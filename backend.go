@@ -29,6 +29,18 @@ type Backend struct {
 	bytesOut      atomic.Uint64 // bytes written to this backend
 
 	latency atomic.Uint64 // least-latency's estimate and its update time, packed (latency.go); 0 until the first sample
+
+	lcRef atomic.Pointer[lcRef] // the least-conn index ordering this backend, if any (leastconn_index.go)
+}
+
+// addActive changes the count of open connections, and tells the least-conn
+// index that orders the backend, if there is one. The balancer changes the
+// count only through it.
+func (b *Backend) addActive(delta int64) {
+	b.active.Add(delta)
+	if r := b.lcRef.Load(); r != nil {
+		r.x.update(b, r.i)
+	}
 }
 
 // NewBackend returns a backend for addr, a "host:port" address (an IPv6

@@ -273,7 +273,7 @@ func (lb *Balancer) connect(client netip.AddrPort) (b *Backend, c net.Conn, dial
 		if b == nil {
 			return nil, nil, time.Time{}, err
 		}
-		b.active.Add(1)
+		b.addActive(1)
 		dialed = time.Now()
 		ctx := &dialContext{Context: lb.forceCtx, deadline: dialed.Add(lb.connectTimeout())}
 		c, err = d.DialContext(ctx, "tcp", b.addr)
@@ -281,7 +281,7 @@ func (lb *Balancer) connect(client netip.AddrPort) (b *Backend, c net.Conn, dial
 			b.total.Add(1)
 			return b, c, dialed, nil
 		}
-		b.active.Add(-1)
+		b.addActive(-1)
 		b.connectErrors.Add(1)
 		lb.logger().Warn("backend connect failed", "listener", lb.Name, "pool", lb.Pool.Name(), "backend", b.addr, "err", err)
 		candidates = without(candidates, b)

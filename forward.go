@@ -111,7 +111,7 @@ func (pc *proxyConn) handle() {
 	pc.mu.Unlock()
 	if closed { // Shutdown's deadline passed while we were dialling
 		server.Close()
-		backend.active.Add(-1)
+		backend.addActive(-1)
 		pc.log()
 		lb.trackConn(pc, false)
 		return
@@ -210,7 +210,7 @@ func (pc *proxyConn) finish() {
 	}
 	pc.client.Close()
 	pc.server.Close()
-	pc.backend.active.Add(-1)
+	pc.backend.addActive(-1)
 	pc.log()
 	pc.lb.trackConn(pc, false)
 }

@@ -13,9 +13,9 @@ func init() {
 // connections above the average however many are open (Berenbrink et al.,
 // 2000), where independent random choices drift apart by the order of
 // √(m·log n / n) for m connections. A pick costs O(1) whatever the pool
-// size: p2c is the choice for large pools, where least-conn's full scan is
-// slow, and for pools shared by several balancer processes, which do not
-// all rush to the same least-loaded backend as least-conn would.
+// size, with no lock: p2c suits large, busy pools, and pools shared by
+// several balancer processes, which do not all rush to the same
+// least-loaded backend as least-conn would.
 //
 // The first candidate is drawn in proportion to weight, the second
 // uniformly among the others, and a tie goes to the first: with no
