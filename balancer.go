@@ -24,12 +24,13 @@ var ErrBalancerClosed = errors.New("tcplb: balancer closed")
 // Pool. Its fields must be set before the first call to Serve and not
 // changed afterwards; the zero value of each optional field is usable.
 //
-// One connection's life, all in this file and forward.go: Serve accepts it;
-// handle asks the pool's strategy for a backend and dials it, trying the
-// backends not yet tried when a dial fails; forward then copies bytes both
-// ways until both directions are done, the connection has been idle for
-// IdleTimeout, either side resets, or Shutdown's deadline passes; finally
-// one access-log line records how it ended.
+// One connection's life, in this file, forward.go and copy_linux.go: Serve
+// accepts it; handle asks the pool's strategy for a backend and dials it,
+// trying the backends not yet tried when a dial fails; forward then copies
+// bytes both ways (a quiet connection parks without goroutines) until both
+// directions are done, the connection has been idle for IdleTimeout, either
+// side resets, or Shutdown's deadline passes; finally finish writes one
+// access-log line that records how it ended.
 type Balancer struct {
 	// Name names the balancer's listener in logs. Optional.
 	Name string
