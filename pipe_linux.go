@@ -80,9 +80,3 @@ func (p *pipe) close() {
 	unix.Close(p.r)
 	unix.Close(p.w)
 }
-
-func idlePipes() int {
-	pipes.Lock()
-	defer pipes.Unlock()
-	return len(pipes.free)
-}

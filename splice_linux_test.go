@@ -11,6 +11,13 @@ import (
 	"testing"
 )
 
+// idlePipes returns how many pipes wait in the pool for reuse.
+func idlePipes() int {
+	pipes.Lock()
+	defer pipes.Unlock()
+	return len(pipes.free)
+}
+
 func openFDs(t *testing.T) int {
 	t.Helper()
 	ents, err := os.ReadDir("/proc/self/fd")
