@@ -59,6 +59,31 @@ type Pool struct {
 	// strategy.
 	HashBalanceFactor int `yaml:"hash_balance_factor"`
 
+	// AllDown says what happens to a new client when every backend of the
+	// pool is down, failed by active checks or ejected by passive ones:
+	// AllDownFailOpen ("fail-open"), the default, picks among all the
+	// backends as if they were up; AllDownRefuse ("refuse") closes the
+	// client's connection.
+	AllDown string `yaml:"all_down"`
+
+	// SlowStart is how long a backend that comes up or is added ramps its
+	// share of new connections from a small fraction to its full weight.
+	// 0, the default, disables the ramp; it must not be negative. It is an
+	// error with strategy hash, where ramping would move clients between
+	// backends.
+	SlowStart time.Duration `yaml:"slow_start"`
+
+	// Health configures active checks of the pool's backends. Nil, the
+	// default, when the key is absent or null, means no active checks; any
+	// mapping, even "health: {}", enables them with its defaults.
+	Health *Health `yaml:"health"`
+
+	// Passive configures passive checks, which eject a backend that fails
+	// real connections. They are on by default in a parsed configuration;
+	// MaxFails 0 turns them off, and so does the zero Passive of a Pool
+	// built in Go.
+	Passive Passive `yaml:"passive"`
+
 	// Backends are the servers of the pool. At least one is required, and
 	// no address may appear twice. In YAML a backend may be written as just
 	// its address.
@@ -75,6 +100,104 @@ type Backend struct {
 	// Weight is the backend's share of connections relative to the other
 	// backends of the pool, 1 to tcplb.MaxWeight. It defaults to 1.
 	Weight int `yaml:"weight"`
+
+	// MaxConns is the most connections open to the backend at once; a
+	// client that would exceed it goes to another backend, or waits up to
+	// Timeouts.Queue when every backend of the pool is full. 0, the
+	// default, means unlimited; it must not be negative.
+	MaxConns int `yaml:"max_conns"`
+}
+
+// Values of Pool.AllDown.
+const (
+	AllDownFailOpen = "fail-open" // use all the backends as if they were up
+	AllDownRefuse   = "refuse"    // close new clients' connections
+)
+
+// Health configures the active checks of a pool: every Interval, each
+// backend is connected to on Port and, if Send, Expect or HTTP say so,
+// talked to. A backend is up after Rise checks in a row pass and down
+// after Fall checks in a row fail.
+type Health struct {
+	// Interval is the time between two checks of a backend. It defaults
+	// to 2s and must be positive.
+	Interval time.Duration `yaml:"interval"`
+
+	// Timeout bounds one check, connecting and any exchange. 0, the
+	// default, means the same as Interval; it must not be negative.
+	Timeout time.Duration `yaml:"timeout"`
+
+	// Rise is how many checks in a row must pass for a down backend to be
+	// up again. It defaults to 2 and must be at least 1.
+	Rise int `yaml:"rise"`
+
+	// Fall is how many checks in a row must fail for an up backend to be
+	// down. It defaults to 3 and must be at least 1.
+	Fall int `yaml:"fall"`
+
+	// Port is the port to check. 0, the default, means the backend's own
+	// port; otherwise it is 1 to 65535.
+	Port int `yaml:"port"`
+
+	// Send is written to the backend once connected, if not empty.
+	Send string `yaml:"send"`
+
+	// Expect, if not empty, is the answer the check wants from the
+	// backend. It is at most MaxExpect bytes.
+	Expect string `yaml:"expect"`
+
+	// HTTP, if not nil, makes the check an HTTP request. It cannot be
+	// combined with Send or Expect; "http: {}" enables it with its
+	// defaults.
+	HTTP *HTTPHealth `yaml:"http"`
+}
+
+// MaxExpect is the longest Health.Expect, in bytes.
+const MaxExpect = 64 << 10
+
+// HTTPHealth configures an HTTP health check.
+type HTTPHealth struct {
+	// Path is the request's path, with any query. It defaults to "/". It
+	// must start with "/" and be printable ASCII without spaces, other
+	// bytes escaped as in "/a%20b".
+	Path string `yaml:"path"`
+
+	// Host is the request's Host header. Empty, the default, means the
+	// checked address. It must be printable ASCII without spaces.
+	Host string `yaml:"host"`
+
+	// Status is the response status the check wants. 0, the default,
+	// accepts any 2xx or 3xx; otherwise it is 100 to 599.
+	Status int `yaml:"status"`
+}
+
+// Passive configures passive checks, which watch the pool's real
+// connections: a backend that fails MaxFails of them within FailWindow, by
+// failing the connect or resetting the connection before sending its first
+// byte, is ejected from the pool for Cooldown, twice as long on each
+// repeated ejection, up to MaxCooldown.
+type Passive struct {
+	// MaxFails is how many failures within FailWindow eject a backend. It
+	// defaults to 3; 0 disables passive checks, and then the other fields
+	// are neither used nor checked. It must not be negative.
+	MaxFails int `yaml:"max_fails"`
+
+	// FailWindow is the time within which MaxFails failures eject a
+	// backend. It defaults to 10s and must be positive.
+	FailWindow time.Duration `yaml:"fail_window"`
+
+	// Cooldown is how long a backend's first ejection lasts. It defaults
+	// to 10s and must be positive.
+	Cooldown time.Duration `yaml:"cooldown"`
+
+	// MaxCooldown caps the doubling of Cooldown on repeated ejection. It
+	// defaults to 5m and must be at least Cooldown.
+	MaxCooldown time.Duration `yaml:"max_cooldown"`
+
+	// MaxEjectionPercent bounds passive ejection: no backend is ejected
+	// if that would leave more than this percentage of the pool ejected.
+	// It defaults to 50 and is 1 to 100.
+	MaxEjectionPercent int `yaml:"max_ejection_percent"`
 }
 
 // Timeouts bound how long connections may take or wait.
@@ -89,46 +212,92 @@ type Timeouts struct {
 
 	// Drain is how long open connections are given to finish on shutdown
 	// before they are closed. It defaults to 30s; 0 closes them at once.
+	// It also bounds how long a backend removed from its pool, or
+	// drained, keeps its open connections.
 	Drain time.Duration `yaml:"drain"`
+
+	// Queue is how long a new client waits for a free backend when every
+	// backend of its pool is at its Backend.MaxConns. 0, the default,
+	// closes the client's connection at once; it must not be negative.
+	Queue time.Duration `yaml:"queue"`
 }
 
-// Default timeouts.
+// Defaults. Queue, SlowStart, MaxConns and the Health Timeout and Port
+// default to 0.
 const (
 	defaultConnect = 5 * time.Second
 	defaultIdle    = time.Hour
 	defaultDrain   = 30 * time.Second
+
+	defaultHealthInterval = 2 * time.Second
+	defaultHealthRise     = 2
+	defaultHealthFall     = 3
+	defaultHTTPPath       = "/"
+
+	defaultMaxFails           = 3
+	defaultFailWindow         = 10 * time.Second
+	defaultCooldown           = 10 * time.Second
+	defaultMaxCooldown        = 5 * time.Minute
+	defaultMaxEjectionPercent = 50
 )
 
 // Default returns the configuration the daemon runs without a configuration
 // file: listener "main" on 127.0.0.1:8080 forwarding round-robin to pool
 // "default" of 127.0.0.1:3001, 127.0.0.1:3002 and 127.0.0.1:3003, with the
-// default timeouts. Each call returns a new Config.
+// default timeouts, passive checks and no active checks: every key at its
+// default. Each call returns a new Config.
 func Default() *Config {
 	c := &Config{
 		Listeners: []Listener{{Name: "main", Listen: "127.0.0.1:8080", Pool: "default"}},
-		Pools: []Pool{{
-			Name:     "default",
-			Strategy: tcplb.DefaultStrategy,
-			Backends: []Backend{
-				{Addr: "127.0.0.1:3001", Weight: 1},
-				{Addr: "127.0.0.1:3002", Weight: 1},
-				{Addr: "127.0.0.1:3003", Weight: 1},
-			},
-		}},
+		Pools:     []Pool{{Name: "default"}},
 	}
 	c.setDefaults()
+	p := &c.Pools[0]
+	p.setDefaults()
+	for _, addr := range []string{"127.0.0.1:3001", "127.0.0.1:3002", "127.0.0.1:3003"} {
+		b := Backend{Addr: addr}
+		b.setDefaults()
+		p.Backends = append(p.Backends, b)
+	}
 	return c
 }
 
 // setDefaults methods fill in the defaults of a value before it is decoded,
 // so that only the keys present in the file override them. The decoder
-// calls setDefaults on each new element of a list; see decode.go.
+// calls setDefaults on each new element of a list or pointer target, and
+// on a struct field it resets because a key replaces it; so a struct
+// type's defaults are set by its own setDefaults method, which that of the
+// struct holding it calls. See decode.go.
 
-func (c *Config) setDefaults() {
-	c.Timeouts = Timeouts{Connect: defaultConnect, Idle: defaultIdle, Drain: defaultDrain}
+func (c *Config) setDefaults() { c.Timeouts.setDefaults() }
+
+func (t *Timeouts) setDefaults() {
+	*t = Timeouts{Connect: defaultConnect, Idle: defaultIdle, Drain: defaultDrain}
 }
 
-func (p *Pool) setDefaults() { p.Strategy = tcplb.DefaultStrategy }
+func (p *Pool) setDefaults() {
+	p.Strategy = tcplb.DefaultStrategy
+	p.AllDown = AllDownFailOpen
+	p.Passive.setDefaults()
+}
+
+func (ps *Passive) setDefaults() {
+	*ps = Passive{
+		MaxFails:           defaultMaxFails,
+		FailWindow:         defaultFailWindow,
+		Cooldown:           defaultCooldown,
+		MaxCooldown:        defaultMaxCooldown,
+		MaxEjectionPercent: defaultMaxEjectionPercent,
+	}
+}
+
+func (h *Health) setDefaults() {
+	h.Interval = defaultHealthInterval
+	h.Rise = defaultHealthRise
+	h.Fall = defaultHealthFall
+}
+
+func (h *HTTPHealth) setDefaults() { h.Path = defaultHTTPPath }
 
 func (b *Backend) setDefaults() { b.Weight = 1 }
 

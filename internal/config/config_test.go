@@ -16,8 +16,8 @@ func TestDefault(t *testing.T) {
 		Listeners: []Listener{{Name: "main", Listen: "127.0.0.1:8080", Pool: "default"}},
 		Pools: []Pool{{
 			Name:     "default",
-			Strategy: "round-robin",
-			Backends: []Backend{{"127.0.0.1:3001", 1}, {"127.0.0.1:3002", 1}, {"127.0.0.1:3003", 1}},
+			Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive,
+			Backends: []Backend{{Addr: "127.0.0.1:3001", Weight: 1}, {Addr: "127.0.0.1:3002", Weight: 1}, {Addr: "127.0.0.1:3003", Weight: 1}},
 		}},
 		Timeouts: Timeouts{Connect: 5 * time.Second, Idle: time.Hour, Drain: 30 * time.Second},
 	}
@@ -59,12 +59,54 @@ func TestLoadValid(t *testing.T) {
 			{Name: "api", Listen: "0.0.0.0:8443", Pool: "api"},
 		},
 		Pools: []Pool{
-			{Name: "web", Strategy: "round-robin", Backends: []Backend{
-				{"10.0.0.1:8080", 1}, {"10.0.0.2:8080", 3}, {"[fd00::3]:8080", 256},
+			{Name: "web", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{
+				{Addr: "10.0.0.1:8080", Weight: 1}, {Addr: "10.0.0.2:8080", Weight: 3}, {Addr: "[fd00::3]:8080", Weight: 256},
 			}},
-			{Name: "api", Strategy: "round-robin", Backends: []Backend{{"api.internal:9000", 1}}},
+			{Name: "api", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{{Addr: "api.internal:9000", Weight: 1}}},
 		},
 		Timeouts: Timeouts{Connect: 1500 * time.Millisecond, Idle: 0, Drain: 90 * time.Second},
+	}
+	if got, err := Load(file); err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("Load(%q) = %+v, %v, want %+v, nil", file, got, err, *want)
+	}
+
+	// And one with every check and limit.
+	file = "testdata/valid/checks.yaml"
+	want = &Config{
+		Listeners: []Listener{
+			{Name: "db", Listen: "127.0.0.1:5432", Pool: "db"},
+			{Name: "web", Listen: "127.0.0.1:8080", Pool: "web"},
+		},
+		Pools: []Pool{
+			{
+				Name: "db", Strategy: "least-conn", AllDown: "refuse", SlowStart: 30 * time.Second,
+				Health: &Health{
+					Interval: time.Second, Timeout: 500 * time.Millisecond, Rise: 3, Fall: 2, Port: 9000,
+					Send: "PING\r\n", Expect: "+PONG",
+				},
+				Passive: Passive{
+					MaxFails: 5, FailWindow: 30 * time.Second, Cooldown: 5 * time.Second,
+					MaxCooldown: time.Minute, MaxEjectionPercent: 34,
+				},
+				Backends: []Backend{
+					{Addr: "10.0.0.1:5432", Weight: 1, MaxConns: 200},
+					{Addr: "10.0.0.2:5432", Weight: 2, MaxConns: 200},
+				},
+			},
+			{
+				Name: "web", Strategy: "hash", AllDown: "fail-open",
+				Health: &Health{
+					Interval: 2 * time.Second, Rise: 2, Fall: 3,
+					HTTP: &HTTPHealth{Path: "/healthz", Host: "web.internal", Status: 200},
+				},
+				Passive: Passive{
+					MaxFails: 0, FailWindow: 10 * time.Second, Cooldown: 10 * time.Second,
+					MaxCooldown: 5 * time.Minute, MaxEjectionPercent: 50,
+				},
+				Backends: []Backend{{Addr: "10.0.1.1:80", Weight: 1}, {Addr: "10.0.1.2:80", Weight: 1}},
+			},
+		},
+		Timeouts: Timeouts{Connect: 5 * time.Second, Idle: time.Hour, Drain: 30 * time.Second, Queue: 2 * time.Second},
 	}
 	if got, err := Load(file); err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("Load(%q) = %+v, %v, want %+v, nil", file, got, err, *want)

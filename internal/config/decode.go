@@ -22,8 +22,17 @@ import (
 //
 // Defaults are set before decoding, so that the keys present override them
 // and null keeps them. A new list element or pointer target gets its
-// defaults from its setDefaults method, if it has one; defaults of a nested
-// struct field are set by the setDefaults method of the struct holding it.
+// defaults from its setDefaults method, if it has one. A pointer field
+// stays nil when its key is absent or null and otherwise points to a new
+// value with its defaults, even for an empty mapping: this is how a section
+// such as a pool's health is optional.
+//
+// A key replaces its field's whole value, as in YAML: one that holds a
+// mapping does not combine with what a merge key gave the field, but
+// starts again from a new pointer target or, for a struct field, from the
+// zero value and its type's setDefaults method. The defaults of a struct
+// type must therefore be set by its own setDefaults method, which that of
+// the struct holding it calls.
 //
 // A type whose pointer has a decodeScalar method accepts a scalar in place
 // of its usual mapping, as a backend accepts just its address.
@@ -267,7 +276,33 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 			d.errorf(k, kpath, "unknown key (known: %s)", strings.Join(fields.names(), ", "))
 			continue
 		}
-		d.decode(val, v.Field(f), kpath)
+		fv := v.Field(f)
+		if !isNull(val) {
+			reset(fv)
+		}
+		d.decode(val, fv, kpath)
+	}
+}
+
+// isNull reports whether n is null, or an alias of null.
+func isNull(n *yaml.Node) bool {
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	return n.Kind == yaml.ScalarNode && n.ShortTag() == nullTag
+}
+
+// reset readies the field v to be replaced by a key's value, so that the
+// value does not combine with what a merge key put there: a pointer is set
+// to nil, for decode to allocate a new target, and a struct to its zero
+// value and its defaults. Other values are replaced as they are decoded.
+func reset(v reflect.Value) {
+	switch v.Kind() {
+	case reflect.Pointer:
+		v.SetZero()
+	case reflect.Struct:
+		v.SetZero()
+		setDefaults(v)
 	}
 }
 

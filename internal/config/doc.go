@@ -10,13 +10,36 @@
 //	  - name: app                  # required, unique
 //	    strategy: round-robin      # optional, default round-robin
 //	    hash_balance_factor: 125   # strategy hash only; optional, 0 (off) or >= 100
+//	    all_down: fail-open        # every backend down: fail-open (default) or refuse
+//	    slow_start: 30s            # ramp-up of a backend; default 0 (off); not with hash
+//	    health:                    # active checks; absent or null: off; {}: defaults
+//	      interval: 2s             # default 2s
+//	      timeout: 1s              # default 0: the interval
+//	      rise: 2                  # passed checks to be up; default 2
+//	      fall: 3                  # failed checks to be down; default 3
+//	      port: 9000               # default 0: the backend's port
+//	      send: "PING\r\n"         # optional, written once connected
+//	      expect: PONG             # optional answer wanted; at most 64 KiB
+//	      http:                    # optional, instead of send and expect; {}: defaults
+//	        path: /healthz         # default /
+//	        host: app.internal     # optional Host header
+//	        status: 200            # default 0: any 2xx or 3xx
+//	    passive:                   # passive checks; on with these defaults
+//	      max_fails: 3             # failures within fail_window to eject; 0 = off
+//	      fail_window: 10s         # default 10s
+//	      cooldown: 10s            # first ejection; doubles on each repeat
+//	      max_cooldown: 5m         # cap of the doubling; >= cooldown
+//	      max_ejection_percent: 50 # most of the pool ejected at once; 1 to 100
 //	    backends:                  # at least one
-//	      - { addr: 127.0.0.1:3001, weight: 2 }  # weight 1 to 256, default 1
-//	      - 127.0.0.1:3002                       # short for {addr: 127.0.0.1:3002}
+//	      - addr: 127.0.0.1:3001   # required
+//	        weight: 2              # 1 to 256, default 1
+//	        max_conns: 100         # open at once; default 0: unlimited
+//	      - 127.0.0.1:3002         # short for {addr: 127.0.0.1:3002}
 //	timeouts:                      # all optional
 //	  connect: 5s                  # default 5s
 //	  idle: 1h                     # default 1h; 0 disables
-//	  drain: 30s                   # default 30s
+//	  drain: 30s                   # default 30s; also for removed backends
+//	  queue: 1s                    # wait when all backends are at max_conns; default 0
 //
 // Durations use Go syntax ("1m30s"); a bare number other than 0 is rejected
 // so that "idle: 30" is not silently taken as 30 nanoseconds. A key given

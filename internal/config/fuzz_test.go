@@ -30,6 +30,17 @@ func FuzzParse(f *testing.F) {
 	for _, tt := range parseErrorTests {
 		f.Add([]byte(tt.in))
 	}
+	// Checks and limits in forms the tables do not use: anchors of the
+	// sections themselves, flow style, nulls and merges of each.
+	for _, pools := range []string{
+		"pools: [{name: p, health: &h {http: &x {}}, passive: &s {}, backends: [a:1]}, {name: q, health: *h, passive: *s, backends: [a:1]}]\n",
+		"pools: [{name: p, health: {http: ~, send: ~}, passive: {max_fails: ~}, backends: [{addr: a:1, max_conns: 1}]}]\n",
+		"pools:\n  - &p {name: p, health: {rise: 1}, passive: {max_fails: 0}, backends: [a:1]}\n  - <<: [*p, {health: {}}]\n    name: q\n    passive: {}\n",
+		"pools: [{name: p, strategy: hash, slow_start: 0s, all_down: refuse, health: {expect: \"\\0\"}, backends: [a:1]}]\ntimeouts: {queue: 1ns}\n",
+		"pools: [{name: p, health: {http: {path: /, host: h, status: 100}, port: 1, timeout: 1h}, backends: [a:1]}]\n",
+	} {
+		f.Add([]byte(okListeners + pools))
+	}
 
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse(data)
@@ -61,6 +72,20 @@ func FuzzParse(f *testing.F) {
 		for _, l := range c.Listeners {
 			if l.Name == "" || !slices.ContainsFunc(c.Pools, func(p Pool) bool { return p.Name == l.Pool }) {
 				t.Fatalf("Parse(%q) = %+v, nil, want listeners named and with a pool", data, *c)
+			}
+		}
+		// Pools do not share health settings, even through aliases, so
+		// that changing one pool's does not change another's.
+		seen := make(map[any]bool)
+		for _, p := range c.Pools {
+			if h := p.Health; h != nil {
+				if seen[h] || h.HTTP != nil && seen[h.HTTP] {
+					t.Fatalf("Parse(%q) = %+v, nil, with pools sharing health settings", data, *c)
+				}
+				seen[h] = true
+				if h.HTTP != nil {
+					seen[h.HTTP] = true
+				}
 			}
 		}
 	})

@@ -10,6 +10,17 @@ import (
 
 var defaultTimeouts = Timeouts{Connect: 5 * time.Second, Idle: time.Hour, Drain: 30 * time.Second}
 
+var defaultPassive = Passive{MaxFails: 3, FailWindow: 10 * time.Second, Cooldown: 10 * time.Second, MaxCooldown: 5 * time.Minute, MaxEjectionPercent: 50}
+
+// defaultHealth is what "health: {}" gives.
+var defaultHealth = Health{Interval: 2 * time.Second, Rise: 2, Fall: 3}
+
+// The checks of pool a in "merge keys replace checks".
+var (
+	mergedHealth  = &Health{Interval: 5 * time.Second, Rise: 2, Fall: 3, Port: 9000, HTTP: &HTTPHealth{Path: "/a", Status: 204}}
+	mergedPassive = Passive{MaxFails: 5, FailWindow: 10 * time.Second, Cooldown: time.Minute, MaxCooldown: 5 * time.Minute, MaxEjectionPercent: 50}
+)
+
 var parseTests = []struct {
 	name string
 	in   string
@@ -37,8 +48,8 @@ timeouts:
 			Listeners: []Listener{{Name: "main", Listen: "127.0.0.1:8080", Pool: "app"}},
 			Pools: []Pool{{
 				Name:     "app",
-				Strategy: "round-robin",
-				Backends: []Backend{{"127.0.0.1:3001", 1}, {"127.0.0.1:3002", 1}},
+				Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive,
+				Backends: []Backend{{Addr: "127.0.0.1:3001", Weight: 1}, {Addr: "127.0.0.1:3002", Weight: 1}},
 			}},
 			Timeouts: defaultTimeouts,
 		},
@@ -55,7 +66,7 @@ pools:
 `,
 		want: &Config{
 			Listeners: []Listener{{Name: ":8080", Listen: ":8080", Pool: "app"}},
-			Pools:     []Pool{{Name: "app", Strategy: "round-robin", Backends: []Backend{{"127.0.0.1:3001", 1}}}},
+			Pools:     []Pool{{Name: "app", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{{Addr: "127.0.0.1:3001", Weight: 1}}}},
 			Timeouts:  defaultTimeouts,
 		},
 	},
@@ -73,8 +84,8 @@ pools:
 `,
 		want: &Config{
 			Listeners: []Listener{{Name: "127.0.0.1:8080", Listen: "127.0.0.1:8080", Pool: "app"}},
-			Pools: []Pool{{Name: "app", Strategy: "round-robin", Backends: []Backend{
-				{"127.0.0.1:3001", 1}, {"127.0.0.1:3002", 5}, {"[::1]:3003", 1}, {"backend.example:3004", 1},
+			Pools: []Pool{{Name: "app", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{
+				{Addr: "127.0.0.1:3001", Weight: 1}, {Addr: "127.0.0.1:3002", Weight: 5}, {Addr: "[::1]:3003", Weight: 1}, {Addr: "backend.example:3004", Weight: 1},
 			}}},
 			Timeouts: defaultTimeouts,
 		},
@@ -97,8 +108,8 @@ pools:
 				{Name: "0.0.0.0:65535", Listen: "0.0.0.0:65535", Pool: "one"},
 			},
 			Pools: []Pool{
-				{Name: "one", Strategy: "round-robin", Backends: []Backend{{"a:1", 1}}},
-				{Name: "two", Strategy: "round-robin", Backends: []Backend{{"b:1", 256}, {"b:2", 1}}},
+				{Name: "one", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{{Addr: "a:1", Weight: 1}}},
+				{Name: "two", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{{Addr: "b:1", Weight: 256}, {Addr: "b:2", Weight: 1}}},
 			},
 			Timeouts: defaultTimeouts,
 		},
@@ -119,8 +130,8 @@ timeouts:
 `,
 		want: &Config{
 			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "app"}},
-			Pools: []Pool{{Name: "app", Strategy: "round-robin", Backends: []Backend{
-				{"a:1", 1}, {"a:2", 1},
+			Pools: []Pool{{Name: "app", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{
+				{Addr: "a:1", Weight: 1}, {Addr: "a:2", Weight: 1},
 			}}},
 			Timeouts: defaultTimeouts,
 		},
@@ -134,7 +145,7 @@ timeouts: {connect: 1m30s, idle: 0, drain: 0s}
 `,
 		want: &Config{
 			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "p"}},
-			Pools:     []Pool{{Name: "p", Strategy: "round-robin", Backends: []Backend{{"a:1", 1}}}},
+			Pools:     []Pool{{Name: "p", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{{Addr: "a:1", Weight: 1}}}},
 			Timeouts:  Timeouts{Connect: 90 * time.Second, Idle: 0, Drain: 0},
 		},
 	},
@@ -148,7 +159,7 @@ timeouts:
 `,
 		want: &Config{
 			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "p"}},
-			Pools:     []Pool{{Name: "p", Strategy: "round-robin", Backends: []Backend{{"a:1", 1}}}},
+			Pools:     []Pool{{Name: "p", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{{Addr: "a:1", Weight: 1}}}},
 			Timeouts:  Timeouts{Connect: 5 * time.Second, Idle: 10 * time.Minute, Drain: 30 * time.Second},
 		},
 	},
@@ -160,8 +171,8 @@ pools: [{name: p, backends: [{addr: a:1, weight: 010}, {addr: a:2, weight: 0x10}
 `,
 		want: &Config{
 			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "p"}},
-			Pools: []Pool{{Name: "p", Strategy: "round-robin", Backends: []Backend{
-				{"a:1", 10}, {"a:2", 16}, {"a:3", 2}, {"a:4", 10},
+			Pools: []Pool{{Name: "p", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{
+				{Addr: "a:1", Weight: 10}, {Addr: "a:2", Weight: 16}, {Addr: "a:3", Weight: 2}, {Addr: "a:4", Weight: 10},
 			}}},
 			Timeouts: defaultTimeouts,
 		},
@@ -174,7 +185,7 @@ pools: [{name: 2024, backends: [a:1]}]
 `,
 		want: &Config{
 			Listeners: []Listener{{Name: "1.10", Listen: ":1", Pool: "2024"}},
-			Pools:     []Pool{{Name: "2024", Strategy: "round-robin", Backends: []Backend{{"a:1", 1}}}},
+			Pools:     []Pool{{Name: "2024", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{{Addr: "a:1", Weight: 1}}}},
 			Timeouts:  defaultTimeouts,
 		},
 	},
@@ -199,10 +210,10 @@ pools:
 		want: &Config{
 			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "a"}, {Name: ":2", Listen: ":2", Pool: "a"}},
 			Pools: []Pool{
-				{Name: "a", Strategy: "round-robin", Backends: []Backend{{"x:1", 1}, {"x:2", 2}}},
-				{Name: "b", Strategy: "round-robin", Backends: []Backend{{"x:1", 1}, {"x:2", 2}}},
-				{Name: "c", Strategy: "round-robin", Backends: []Backend{{"y:1", 1}}},
-				{Name: "d", Strategy: "round-robin", Backends: []Backend{{"x:1", 1}, {"x:2", 2}}},
+				{Name: "a", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{{Addr: "x:1", Weight: 1}, {Addr: "x:2", Weight: 2}}},
+				{Name: "b", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{{Addr: "x:1", Weight: 1}, {Addr: "x:2", Weight: 2}}},
+				{Name: "c", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{{Addr: "y:1", Weight: 1}}},
+				{Name: "d", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{{Addr: "x:1", Weight: 1}, {Addr: "x:2", Weight: 2}}},
 			},
 			Timeouts: defaultTimeouts,
 		},
@@ -219,9 +230,188 @@ pools:
 		want: &Config{
 			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "bounded"}},
 			Pools: []Pool{
-				{Name: "bounded", Strategy: "hash", HashBalanceFactor: 125, Backends: []Backend{{"a:1", 1}, {"a:2", 1}}},
-				{Name: "plain", Strategy: "hash", Backends: []Backend{{"a:1", 1}}},
-				{Name: "other", Strategy: "least-conn", Backends: []Backend{{"a:1", 1}}},
+				{Name: "bounded", Strategy: "hash", AllDown: "fail-open", Passive: defaultPassive, HashBalanceFactor: 125, Backends: []Backend{{Addr: "a:1", Weight: 1}, {Addr: "a:2", Weight: 1}}},
+				{Name: "plain", Strategy: "hash", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{{Addr: "a:1", Weight: 1}}},
+				{Name: "other", Strategy: "least-conn", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{{Addr: "a:1", Weight: 1}}},
+			},
+			Timeouts: defaultTimeouts,
+		},
+	},
+	{
+		name: "checks and limits",
+		in: `
+listeners: [{listen: ":1", pool: tcp}]
+pools:
+  - name: tcp
+    strategy: least-conn
+    all_down: refuse
+    slow_start: 1m
+    health:
+      interval: 5s
+      timeout: 1s
+      rise: 1
+      fall: 5
+      port: 9000
+      send: "PING\r\n"
+      expect: PONG
+    passive:
+      max_fails: 5
+      fail_window: 30s
+      cooldown: 1s
+      max_cooldown: 1s
+      max_ejection_percent: 100
+    backends:
+      - {addr: a:1, weight: 2, max_conns: 100}
+      - a:2
+  - name: web
+    all_down: fail-open
+    health:
+      http: {path: "/healthz?full=1", host: app.example, status: 204}
+    backends: [{addr: b:1, max_conns: 0}]
+timeouts:
+  queue: 250ms
+`,
+		want: &Config{
+			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "tcp"}},
+			Pools: []Pool{
+				{
+					Name: "tcp", Strategy: "least-conn", AllDown: "refuse", SlowStart: time.Minute,
+					Health: &Health{
+						Interval: 5 * time.Second, Timeout: time.Second, Rise: 1, Fall: 5, Port: 9000,
+						Send: "PING\r\n", Expect: "PONG",
+					},
+					Passive: Passive{
+						MaxFails: 5, FailWindow: 30 * time.Second, Cooldown: time.Second,
+						MaxCooldown: time.Second, MaxEjectionPercent: 100,
+					},
+					Backends: []Backend{{Addr: "a:1", Weight: 2, MaxConns: 100}, {Addr: "a:2", Weight: 1}},
+				},
+				{
+					Name: "web", Strategy: "round-robin", AllDown: "fail-open",
+					Health: &Health{
+						Interval: 2 * time.Second, Rise: 2, Fall: 3,
+						HTTP: &HTTPHealth{Path: "/healthz?full=1", Host: "app.example", Status: 204},
+					},
+					Passive:  defaultPassive,
+					Backends: []Backend{{Addr: "b:1", Weight: 1}},
+				},
+			},
+			Timeouts: Timeouts{Connect: 5 * time.Second, Idle: time.Hour, Drain: 30 * time.Second, Queue: 250 * time.Millisecond},
+		},
+	},
+	{
+		// Without health there are no active checks; with any mapping
+		// there are, and each key has its default. Passive checks are on.
+		name: "check defaults",
+		in: `
+listeners: [{listen: ":1", pool: absent}]
+pools:
+  - {name: absent, backends: [a:1]}
+  - {name: nulls, health: ~, passive: ~, all_down: ~, slow_start: ~, backends: [{addr: a:1, max_conns: ~}]}
+  - {name: empty, health: {}, passive: {}, backends: [a:1]}
+  - {name: http, health: {http: {}}, backends: [a:1]}
+  - {name: http-null, health: {http: ~, interval: ~}, backends: [a:1]}
+  - name: keys-null
+    health:
+      rise:
+    backends: [a:1]
+`,
+		want: &Config{
+			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "absent"}},
+			Pools: []Pool{
+				{Name: "absent", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{{Addr: "a:1", Weight: 1}}},
+				{Name: "nulls", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{{Addr: "a:1", Weight: 1}}},
+				{Name: "empty", Strategy: "round-robin", AllDown: "fail-open", Health: &defaultHealth, Passive: defaultPassive, Backends: []Backend{{Addr: "a:1", Weight: 1}}},
+				{
+					Name: "http", Strategy: "round-robin", AllDown: "fail-open",
+					Health:  &Health{Interval: 2 * time.Second, Rise: 2, Fall: 3, HTTP: &HTTPHealth{Path: "/"}},
+					Passive: defaultPassive, Backends: []Backend{{Addr: "a:1", Weight: 1}},
+				},
+				{Name: "http-null", Strategy: "round-robin", AllDown: "fail-open", Health: &defaultHealth, Passive: defaultPassive, Backends: []Backend{{Addr: "a:1", Weight: 1}}},
+				{Name: "keys-null", Strategy: "round-robin", AllDown: "fail-open", Health: &defaultHealth, Passive: defaultPassive, Backends: []Backend{{Addr: "a:1", Weight: 1}}},
+			},
+			Timeouts: defaultTimeouts,
+		},
+	},
+	{
+		// max_fails 0 turns passive checks off; the other keys are
+		// then not checked.
+		name: "passive off",
+		in: `
+listeners: [{listen: ":1", pool: off}]
+pools:
+  - {name: off, passive: {max_fails: 0}, backends: [a:1]}
+  - {name: off-bad, passive: {max_fails: 0, cooldown: 0s, max_cooldown: -1s, max_ejection_percent: 0}, backends: [a:1]}
+`,
+		want: &Config{
+			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "off"}},
+			Pools: []Pool{
+				{
+					Name: "off", Strategy: "round-robin", AllDown: "fail-open",
+					Passive:  Passive{MaxFails: 0, FailWindow: 10 * time.Second, Cooldown: 10 * time.Second, MaxCooldown: 5 * time.Minute, MaxEjectionPercent: 50},
+					Backends: []Backend{{Addr: "a:1", Weight: 1}},
+				},
+				{
+					Name: "off-bad", Strategy: "round-robin", AllDown: "fail-open",
+					Passive:  Passive{MaxFails: 0, FailWindow: 10 * time.Second, Cooldown: 0, MaxCooldown: -time.Second, MaxEjectionPercent: 0},
+					Backends: []Backend{{Addr: "a:1", Weight: 1}},
+				},
+			},
+			Timeouts: defaultTimeouts,
+		},
+	},
+	{
+		// A key replaces the whole of what a merge key gave, as in
+		// YAML: health and passive start again from their defaults.
+		// Null keeps the merged value, as it keeps a default.
+		name: "merge keys replace checks",
+		in: `
+listeners: [{listen: ":1", pool: a}]
+pools:
+  - &a
+    name: a
+    health: {interval: 5s, port: 9000, http: {path: /a, status: 204}}
+    passive: {max_fails: 5, cooldown: 1m}
+    backends: [x:1]
+  - <<: *a
+    name: b
+  - <<: *a
+    name: c
+    health: {rise: 4}
+    passive: {fail_window: 1m}
+  - <<: *a
+    name: d
+    health: ~
+    passive: ~
+  - <<: [{name: e, health: {fall: 9}}, *a]
+  - <<: *a
+    name: f
+    health: {http: {host: h}}
+`,
+		want: &Config{
+			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "a"}},
+			Pools: []Pool{
+				{Name: "a", Strategy: "round-robin", AllDown: "fail-open", Health: mergedHealth, Passive: mergedPassive, Backends: []Backend{{Addr: "x:1", Weight: 1}}},
+				{Name: "b", Strategy: "round-robin", AllDown: "fail-open", Health: mergedHealth, Passive: mergedPassive, Backends: []Backend{{Addr: "x:1", Weight: 1}}},
+				{
+					Name: "c", Strategy: "round-robin", AllDown: "fail-open",
+					Health:   &Health{Interval: 2 * time.Second, Rise: 4, Fall: 3},
+					Passive:  Passive{MaxFails: 3, FailWindow: time.Minute, Cooldown: 10 * time.Second, MaxCooldown: 5 * time.Minute, MaxEjectionPercent: 50},
+					Backends: []Backend{{Addr: "x:1", Weight: 1}},
+				},
+				{Name: "d", Strategy: "round-robin", AllDown: "fail-open", Health: mergedHealth, Passive: mergedPassive, Backends: []Backend{{Addr: "x:1", Weight: 1}}},
+				{
+					Name: "e", Strategy: "round-robin", AllDown: "fail-open",
+					Health:   &Health{Interval: 2 * time.Second, Rise: 2, Fall: 9},
+					Passive:  mergedPassive,
+					Backends: []Backend{{Addr: "x:1", Weight: 1}},
+				},
+				{
+					Name: "f", Strategy: "round-robin", AllDown: "fail-open",
+					Health:   &Health{Interval: 2 * time.Second, Rise: 2, Fall: 3, HTTP: &HTTPHealth{Path: "/", Host: "h"}},
+					Passive:  mergedPassive,
+					Backends: []Backend{{Addr: "x:1", Weight: 1}},
+				},
 			},
 			Timeouts: defaultTimeouts,
 		},
@@ -236,7 +426,7 @@ pools: [{name: p, backends: [a:1]}]
 `,
 		want: &Config{
 			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "p"}},
-			Pools:     []Pool{{Name: "p", Strategy: "round-robin", Backends: []Backend{{"a:1", 1}}}},
+			Pools:     []Pool{{Name: "p", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{{Addr: "a:1", Weight: 1}}}},
 			Timeouts:  defaultTimeouts,
 		},
 	},
@@ -294,7 +484,7 @@ var parseErrorTests = []struct {
 
 	// Keys.
 	{"unknown key", okListeners + "pools:\n  - name: p\n    bakends: [a:1]\n    backends: [a:1]\n", []string{
-		"line 4: pools[0].bakends: unknown key (known: name, strategy, hash_balance_factor, backends)",
+		"line 4: pools[0].bakends: unknown key (known: name, strategy, hash_balance_factor, all_down, slow_start, health, passive, backends)",
 	}},
 	{"duplicate key", okListeners + "pools:\n  - name: p\n    name: q\n    backends: [a:1]\n", []string{
 		"line 4: pools[0].name: duplicate key",
@@ -405,6 +595,128 @@ var parseErrorTests = []struct {
 		`line 6: timeouts.drain: "-1h0m0s": must not be negative`,
 	}},
 
+	// Checks and limits.
+	{"bad all_down", okListeners + "pools: [{name: p, all_down: maybe, backends: [a:1]}]\n", []string{
+		`line 2: pools[0].all_down: "maybe": want fail-open or refuse`,
+	}},
+	{"empty all_down", okListeners + "pools: [{name: p, all_down: \"\", backends: [a:1]}]\n", []string{
+		`line 2: pools[0].all_down: "": want fail-open or refuse`,
+	}},
+	{"negative slow_start", okListeners + "pools: [{name: p, slow_start: -1s, backends: [a:1]}]\n", []string{
+		`line 2: pools[0].slow_start: "-1s": must not be negative`,
+	}},
+	{"slow_start with hash", okListeners + "pools:\n  - name: p\n    strategy: hash\n    slow_start: 30s\n    backends: [a:1]\n", []string{
+		`line 5: pools[0].slow_start: "30s": does not apply to strategy hash: ramping would move clients between backends`,
+	}},
+	{"slow_start as integer", okListeners + "pools: [{name: p, slow_start: 30, backends: [a:1]}]\n", []string{
+		"line 2: pools[0].slow_start: 30: want a duration like 5s",
+	}},
+	{"health is a boolean", okListeners + "pools: [{name: p, health: true, backends: [a:1]}]\n", []string{
+		"line 2: pools[0].health: true: want a mapping",
+	}},
+	{"health is a list", okListeners + "pools: [{name: p, health: [2s], backends: [a:1]}]\n", []string{
+		"line 2: pools[0].health: want a mapping, got a list",
+	}},
+	{"unknown health key", okListeners + "pools: [{name: p, health: {intervall: 1s}, backends: [a:1]}]\n", []string{
+		"line 2: pools[0].health.intervall: unknown key (known: interval, timeout, rise, fall, port, send, expect, http)",
+	}},
+	{"bad health values", okListeners + `pools:
+  - name: p
+    health:
+      interval: 0s
+      timeout: -1s
+      rise: 0
+      fall: -1
+      port: 65536
+    backends: [a:1]
+`, []string{
+		`line 5: pools[0].health.interval: "0s": must be greater than 0`,
+		`line 6: pools[0].health.timeout: "-1s": must not be negative (0 means the interval)`,
+		"line 7: pools[0].health.rise: 0: must be at least 1",
+		"line 8: pools[0].health.fall: -1: must be at least 1",
+		"line 9: pools[0].health.port: 65536: must be between 1 and 65535, or 0 for the backend's port",
+	}},
+	{"negative health port", okListeners + "pools: [{name: p, health: {port: -1}, backends: [a:1]}]\n", []string{
+		"line 2: pools[0].health.port: -1: must be between 1 and 65535, or 0 for the backend's port",
+	}},
+	{"health send is a list", okListeners + "pools: [{name: p, health: {send: [a]}, backends: [a:1]}]\n", []string{
+		"line 2: pools[0].health.send: want a string, got a list",
+	}},
+	{"http with send", okListeners + "pools:\n  - name: p\n    health:\n      send: PING\n      http: {path: /}\n    backends: [a:1]\n", []string{
+		"line 6: pools[0].health.http: cannot be combined with send or expect",
+	}},
+	{"http with expect", okListeners + "pools:\n  - name: p\n    health:\n      http: {}\n      expect: PONG\n    backends: [a:1]\n", []string{
+		"line 5: pools[0].health.http: cannot be combined with send or expect",
+	}},
+	{"http is a scalar", okListeners + "pools: [{name: p, health: {http: /healthz}, backends: [a:1]}]\n", []string{
+		`line 2: pools[0].health.http: "/healthz": want a mapping`,
+	}},
+	{"http path without slash", okListeners + "pools: [{name: p, health: {http: {path: healthz}}, backends: [a:1]}]\n", []string{
+		`line 2: pools[0].health.http.path: "healthz": must start with "/"`,
+	}},
+	{"empty http path", okListeners + "pools: [{name: p, health: {http: {path: \"\"}}, backends: [a:1]}]\n", []string{
+		`line 2: pools[0].health.http.path: "": must start with "/"`,
+	}},
+	{"http path with a space", okListeners + "pools: [{name: p, health: {http: {path: \"/a b\"}}, backends: [a:1]}]\n", []string{
+		`line 2: pools[0].health.http.path: "/a b": must be printable ASCII without spaces`,
+	}},
+	{"http host with a newline", okListeners + "pools: [{name: p, health: {http: {host: \"a\\r\\nX: y\"}}, backends: [a:1]}]\n", []string{
+		`line 2: pools[0].health.http.host: "a\r\nX: y": must be printable ASCII without spaces`,
+	}},
+	{"http status", "listeners: [{listen: \":1\", pool: p}]\npools:\n  - {name: p, health: {http: {status: 99}}, backends: [a:1]}\n  - {name: q, health: {http: {status: 600}}, backends: [a:1]}\n", []string{
+		"line 3: pools[0].health.http.status: 99: must be between 100 and 599, or 0 for any 2xx or 3xx",
+		"line 4: pools[1].health.http.status: 600: must be between 100 and 599, or 0 for any 2xx or 3xx",
+	}},
+	{"bad passive values", okListeners + `pools:
+  - name: p
+    passive:
+      max_fails: 1
+      fail_window: 0s
+      cooldown: -1s
+      max_cooldown: 0s
+      max_ejection_percent: 101
+    backends: [a:1]
+`, []string{
+		`line 6: pools[0].passive.fail_window: "0s": must be greater than 0`,
+		`line 7: pools[0].passive.cooldown: "-1s": must be greater than 0`,
+		`line 8: pools[0].passive.max_cooldown: "0s": must be greater than 0`,
+		"line 9: pools[0].passive.max_ejection_percent: 101: must be between 1 and 100",
+	}},
+	{"max_cooldown below cooldown", okListeners + "pools:\n  - name: p\n    passive:\n      cooldown: 1m\n      max_cooldown: 30s\n    backends: [a:1]\n", []string{
+		`line 6: pools[0].passive.max_cooldown: "30s": must be at least cooldown ("1m0s")`,
+	}},
+	{"max_cooldown below default cooldown", okListeners + "pools: [{name: p, passive: {max_cooldown: 5s}, backends: [a:1]}]\n", []string{
+		`line 2: pools[0].passive.max_cooldown: "5s": must be at least cooldown ("10s")`,
+	}},
+	{"cooldown above default max_cooldown", okListeners + "pools:\n  - name: p\n    passive: {cooldown: 10m}\n    backends: [a:1]\n", []string{
+		`line 4: pools[0].passive.max_cooldown: "5m0s": must be at least cooldown ("10m0s")`,
+	}},
+	{"negative max_fails", okListeners + "pools: [{name: p, passive: {max_fails: -1, cooldown: 0s}, backends: [a:1]}]\n", []string{
+		"line 2: pools[0].passive.max_fails: -1: must not be negative (0 disables passive checks)",
+	}},
+	{"zero max_ejection_percent", okListeners + "pools: [{name: p, passive: {max_ejection_percent: 0}, backends: [a:1]}]\n", []string{
+		"line 2: pools[0].passive.max_ejection_percent: 0: must be between 1 and 100",
+	}},
+	{"passive is a scalar", okListeners + "pools: [{name: p, passive: off, backends: [a:1]}]\n", []string{
+		`line 2: pools[0].passive: "off": want a mapping`,
+	}},
+	{"negative max_conns", okListeners + "pools: [{name: p, backends: [{addr: a:1, max_conns: -1}]}]\n", []string{
+		"line 2: pools[0].backends[0].max_conns: -1: must not be negative",
+	}},
+	{"max_conns not an integer", okListeners + "pools: [{name: p, backends: [{addr: a:1, max_conns: lots}]}]\n", []string{
+		`line 2: pools[0].backends[0].max_conns: "lots": want an integer`,
+	}},
+	{"negative queue", okListeners + okPools + "timeouts: {queue: -1s}\n", []string{
+		`line 3: timeouts.queue: "-1s": must not be negative`,
+	}},
+	{"queue as integer", okListeners + okPools + "timeouts: {queue: 5}\n", []string{
+		"line 3: timeouts.queue: 5: want a duration like 5s",
+	}},
+	{"bad merged health", "listeners: [{listen: \":1\", pool: a}]\npools:\n  - &a {name: a, health: {rise: 0}, backends: [x:1]}\n  - {<<: *a, name: b}\n", []string{
+		"line 3: pools[0].health.rise: 0: must be at least 1",
+		"line 3: pools[1].health.rise: 0: must be at least 1",
+	}},
+
 	// Aliases.
 	{"alias of the wrong kind", "listeners: &l\n  - {listen: \":1\", pool: *l}\n" + okPools, []string{
 		"line 2: listeners[0].pool: want a string, got a list",
@@ -417,7 +729,7 @@ var parseErrorTests = []struct {
 	}},
 	{"merge with unknown key", okListeners + "x: &x {port: 1}\npools:\n  - <<: *x\n    name: p\n    backends: [a:1]\n", []string{
 		"line 2: x: unknown key (known: listeners, pools, timeouts)",
-		"line 2: pools[0].port: unknown key (known: name, strategy, hash_balance_factor, backends)",
+		"line 2: pools[0].port: unknown key (known: name, strategy, hash_balance_factor, all_down, slow_start, health, passive, backends)",
 	}},
 
 	// Junk.
@@ -425,7 +737,7 @@ var parseErrorTests = []struct {
 		"line 2: pools[0]: want a mapping, got a list",
 	}},
 	{"deep mappings", okListeners + okPools + "timeouts: " + strings.Repeat("{a: ", 500) + strings.Repeat("}", 500) + "\n", []string{
-		"line 3: timeouts.a: unknown key (known: connect, idle, drain)",
+		"line 3: timeouts.a: unknown key (known: connect, idle, drain, queue)",
 	}},
 
 	// Many errors at once, in line order, without knock-on errors.

@@ -14,8 +14,9 @@ import (
 // problem found joined with errors.Join, or nil. It does not change c and
 // does not fill in defaults, so it also checks configurations built in Go:
 // there an empty listener Name stands for the listen address and an empty
-// listener Pool for the only pool, but an empty pool Strategy or a zero
-// Weight is an error.
+// listener Pool for the only pool, a nil Health and a zero Passive turn the
+// checks off, but an empty pool Strategy or AllDown, or a zero Weight, is
+// an error.
 func (c *Config) Validate() error {
 	return c.validate().err()
 }
@@ -58,6 +59,21 @@ func (c *Config) validatePools(errs *errorList) []string {
 		case p.Strategy != "hash":
 			errs.add(0, path+".hash_balance_factor", "%d: only applies to strategy hash, not %s", f, quoteIfNeeded(p.Strategy))
 		}
+		switch p.AllDown {
+		case AllDownFailOpen, AllDownRefuse:
+		default:
+			errs.add(0, path+".all_down", "%s: want %s or %s", quote(p.AllDown), AllDownFailOpen, AllDownRefuse)
+		}
+		switch s := p.SlowStart; {
+		case s < 0:
+			errs.add(0, path+".slow_start", "%s: must not be negative", quote(s.String()))
+		case s > 0 && p.Strategy == "hash":
+			errs.add(0, path+".slow_start", "%s: does not apply to strategy hash: ramping would move clients between backends", quote(s.String()))
+		}
+		if p.Health != nil {
+			p.Health.validate(errs, path+".health")
+		}
+		p.Passive.validate(errs, path+".passive")
 		p.validateBackends(errs, path+".backends")
 	}
 	return names
@@ -81,6 +97,85 @@ func (p *Pool) validateBackends(errs *errorList, path string) {
 		if b.Weight < 1 || b.Weight > tcplb.MaxWeight {
 			errs.add(0, bpath+".weight", "%d: must be between 1 and %d", b.Weight, tcplb.MaxWeight)
 		}
+		if b.MaxConns < 0 {
+			errs.add(0, bpath+".max_conns", "%d: must not be negative", b.MaxConns)
+		}
+	}
+}
+
+func (h *Health) validate(errs *errorList, path string) {
+	if h.Interval <= 0 {
+		errs.add(0, path+".interval", "%s: must be greater than 0", quote(h.Interval.String()))
+	}
+	if h.Timeout < 0 {
+		errs.add(0, path+".timeout", "%s: must not be negative (0 means the interval)", quote(h.Timeout.String()))
+	}
+	if h.Rise < 1 {
+		errs.add(0, path+".rise", "%d: must be at least 1", h.Rise)
+	}
+	if h.Fall < 1 {
+		errs.add(0, path+".fall", "%d: must be at least 1", h.Fall)
+	}
+	if h.Port < 0 || h.Port > 65535 {
+		errs.add(0, path+".port", "%d: must be between 1 and 65535, or 0 for the backend's port", h.Port)
+	}
+	if len(h.Expect) > MaxExpect {
+		errs.add(0, path+".expect", "%s: %d bytes: must be at most %d", quote(h.Expect), len(h.Expect), MaxExpect)
+	}
+	if h.HTTP == nil {
+		return
+	}
+	if h.Send != "" || h.Expect != "" {
+		errs.add(0, path+".http", "cannot be combined with send or expect")
+	}
+	hp := h.HTTP
+	switch {
+	case !strings.HasPrefix(hp.Path, "/"):
+		errs.add(0, path+".http.path", "%s: must start with \"/\"", quote(hp.Path))
+	case !isRequestToken(hp.Path):
+		errs.add(0, path+".http.path", "%s: must be printable ASCII without spaces", quote(hp.Path))
+	}
+	if !isRequestToken(hp.Host) {
+		errs.add(0, path+".http.host", "%s: must be printable ASCII without spaces", quote(hp.Host))
+	}
+	if hp.Status != 0 && (hp.Status < 100 || hp.Status > 599) {
+		errs.add(0, path+".http.status", "%d: must be between 100 and 599, or 0 for any 2xx or 3xx", hp.Status)
+	}
+}
+
+// isRequestToken reports whether s can go into an HTTP request line or
+// header as it is: whether it is printable ASCII without spaces.
+func isRequestToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// validate checks the passive checks, unless they are off.
+func (ps *Passive) validate(errs *errorList, path string) {
+	if ps.MaxFails < 0 {
+		errs.add(0, path+".max_fails", "%d: must not be negative (0 disables passive checks)", ps.MaxFails)
+	}
+	if ps.MaxFails <= 0 {
+		return
+	}
+	if ps.FailWindow <= 0 {
+		errs.add(0, path+".fail_window", "%s: must be greater than 0", quote(ps.FailWindow.String()))
+	}
+	if ps.Cooldown <= 0 {
+		errs.add(0, path+".cooldown", "%s: must be greater than 0", quote(ps.Cooldown.String()))
+	}
+	switch {
+	case ps.Cooldown > 0 && ps.MaxCooldown < ps.Cooldown:
+		errs.add(0, path+".max_cooldown", "%s: must be at least cooldown (%s)", quote(ps.MaxCooldown.String()), quote(ps.Cooldown.String()))
+	case ps.MaxCooldown <= 0:
+		errs.add(0, path+".max_cooldown", "%s: must be greater than 0", quote(ps.MaxCooldown.String()))
+	}
+	if p := ps.MaxEjectionPercent; p < 1 || p > 100 {
+		errs.add(0, path+".max_ejection_percent", "%d: must be between 1 and 100", p)
 	}
 }
 
@@ -166,6 +261,9 @@ func (t *Timeouts) validate(errs *errorList) {
 	}
 	if t.Drain < 0 {
 		errs.add(0, "timeouts.drain", "%s: must not be negative", quote(t.Drain.String()))
+	}
+	if t.Queue < 0 {
+		errs.add(0, "timeouts.queue", "%s: must not be negative", quote(t.Queue.String()))
 	}
 }
 
