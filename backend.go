@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // MaxWeight is the largest backend weight, as in HAProxy. Weights are
@@ -31,6 +33,28 @@ type Backend struct {
 	latency atomic.Uint64 // least-latency's estimate and its update time, packed (latency.go); 0 until the first sample
 
 	lcRef atomic.Pointer[lcRef] // the least-conn index ordering this backend, if any (leastconn_index.go)
+
+	maxConns  atomic.Int64 // 0: no limit
+	rampStart atomic.Int64 // UnixNano when a slow start began; 0 when not ramping (health.go)
+
+	// Health state (health.go), guarded by mu; changed only under the
+	// pool's mu too.
+	mu                       sync.Mutex
+	pool                     *Pool // the pool the backend was last added to
+	upSince                  time.Time
+	draining                 bool
+	drainReason              string
+	drainSince               time.Time
+	drainTimer               *time.Timer // closes the connections at the drain timeout
+	down, checked            bool        // by active checks; checked: a check has passed or failed
+	downReason               string
+	downSince                time.Time
+	ejected, ejectCapped     bool // by passive checks; ejectCapped: refused by the ejection cap, logged
+	ejectReason              string
+	ejectSince, lastEjectEnd time.Time
+	ejections                int // in a row, for the doubling cooldown
+	ejectTimer               *time.Timer
+	fails                    []time.Time // recent passive failures, oldest first
 }
 
 // addActive changes the count of open connections, and tells the least-conn
@@ -38,10 +62,44 @@ type Backend struct {
 // count only through it.
 func (b *Backend) addActive(delta int64) {
 	b.active.Add(delta)
+	b.activeChanged()
+}
+
+func (b *Backend) activeChanged() {
 	if r := b.lcRef.Load(); r != nil {
 		r.x.update(b, r.i)
 	}
 }
+
+// acquire counts a new connection to b, unless b is at its connection
+// limit, and reports whether it did.
+func (b *Backend) acquire() bool {
+	limit := b.maxConns.Load()
+	if limit <= 0 {
+		b.addActive(1)
+		return true
+	}
+	for {
+		n := b.active.Load()
+		if n >= limit {
+			return false
+		}
+		if b.active.CompareAndSwap(n, n+1) {
+			b.activeChanged()
+			return true
+		}
+	}
+}
+
+// MaxConns returns the most connections the backend takes at once; 0 means
+// no limit.
+func (b *Backend) MaxConns() int64 { return b.maxConns.Load() }
+
+// SetMaxConns sets the most connections the backend takes at once; 0 or
+// less means no limit. A strategy's pick of a full backend is skipped;
+// when every backend is full, a client waits for a free one up to the
+// Balancer's QueueTimeout. Lowering the limit closes no connection.
+func (b *Backend) SetMaxConns(n int64) { b.maxConns.Store(max(n, 0)) }
 
 // NewBackend returns a backend for addr, a "host:port" address (an IPv6
 // host in brackets: "[::1]:3001"), with the given weight, 1 to MaxWeight.
@@ -53,7 +111,7 @@ func NewBackend(addr string, weight int) (*Backend, error) {
 	if weight < 1 || weight > MaxWeight {
 		return nil, fmt.Errorf("weight %d: must be between 1 and %d", weight, MaxWeight)
 	}
-	b := &Backend{addr: addr}
+	b := &Backend{addr: addr, upSince: time.Now()}
 	b.weight.Store(int32(weight))
 	return b, nil
 }

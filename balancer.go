@@ -48,6 +48,12 @@ type Balancer struct {
 	// used; if negative, connections never time out.
 	IdleTimeout time.Duration
 
+	// QueueTimeout is how long a new client may wait, in arrival order,
+	// for a backend under its connection limit (Backend.SetMaxConns) when
+	// every backend of the pool is full. If zero, the client is closed at
+	// once ("backends full" in the access log).
+	QueueTimeout time.Duration
+
 	// Logger receives operational events (accept errors, failed dials). If
 	// nil, slog.Default() is used.
 	Logger *slog.Logger
@@ -123,6 +129,7 @@ func (lb *Balancer) Serve(ln net.Listener) error {
 		return ErrBalancerClosed
 	}
 	defer lb.trackListener(ln, false)
+	lb.Pool.attach(lb, true)
 
 	var backoff time.Duration
 	for {
@@ -186,6 +193,9 @@ func (lb *Balancer) Shutdown(ctx context.Context) error {
 	}
 	lb.mu.Unlock()
 
+	if lb.Pool != nil {
+		defer lb.Pool.attach(lb, false)
+	}
 	select {
 	case <-lb.drained:
 		return nil
@@ -259,22 +269,84 @@ func (lb *Balancer) trackConn(pc *proxyConn, add bool) bool {
 	return true
 }
 
-// connect picks a backend and dials it. When a dial fails it asks the
-// strategy again among the backends not yet tried, so each backend is tried
-// at most once; it returns the error of the last dial, or errNoBackend when
+// connect finds a backend for a new client and dials it. When every
+// backend is at its connection limit it waits, in arrival order, up to
+// QueueTimeout for a free one; while others wait it queues behind them.
+func (lb *Balancer) connect(client netip.AddrPort) (b *Backend, c net.Conn, dialed time.Time, err error) {
+	q := &lb.Pool.queue
+	if lb.QueueTimeout <= 0 {
+		return lb.tryConnect(client)
+	}
+	var timer *time.Timer
+	waited := false
+	for {
+		if waited || !q.waiting() {
+			b, c, dialed, err = lb.tryConnect(client)
+			if err != errFull {
+				if waited && err == nil {
+					q.wakeOne() // there may be more room: let the next waiter look
+				}
+				if timer != nil {
+					timer.Stop()
+				}
+				return b, c, dialed, err
+			}
+		}
+		if timer == nil {
+			timer = time.NewTimer(lb.QueueTimeout)
+		}
+		turn := q.add(waited)
+		waited = true
+		select {
+		case <-turn:
+		case <-timer.C:
+			q.remove(turn)
+			return nil, nil, time.Time{}, errFull
+		case <-lb.forceCtx.Done():
+			q.remove(turn)
+			timer.Stop()
+			return nil, nil, time.Time{}, lb.forceCtx.Err()
+		}
+	}
+}
+
+// tryConnect picks a backend and dials it. A pick of a full backend is
+// skipped, and so, with a probability that falls as it ramps up, is a pick
+// of a slow-starting one: the strategy is asked again among the rest, and a
+// slow-starting backend passed over is still used if nothing else is left.
+// When a dial fails it asks the strategy again among the backends not yet
+// tried, so each backend is dialled at most once. It returns the error of
+// the last dial, errFull when every backend was full, or errNoBackend when
 // the strategy had nothing to offer. dialed is when the successful dial
 // began.
-func (lb *Balancer) connect(client netip.AddrPort) (b *Backend, c net.Conn, dialed time.Time, err error) {
-	strategy := lb.Pool.Strategy()
-	candidates := lb.Pool.Backends()
+func (lb *Balancer) tryConnect(client netip.AddrPort) (b *Backend, c net.Conn, dialed time.Time, err error) {
+	pool := lb.Pool
+	strategy := pool.Strategy()
+	candidates := pool.Available()
 	d := net.Dialer{KeepAlive: -1} // see Balancer's doc: idle timeout, not keep-alive
+	var passed *Backend            // a slow-starting backend passed over
 	err = errNoBackend
 	for {
 		b = strategy.Pick(client, candidates)
-		if b == nil {
+		switch {
+		case b == nil && passed == nil:
 			return nil, nil, time.Time{}, err
+		case b == nil:
+			b, passed = passed, nil
+		case !pool.admit(b):
+			if passed == nil {
+				passed = b
+			}
+			candidates = without(candidates, b)
+			continue
 		}
-		b.addActive(1)
+		if !b.acquire() {
+			if err == errNoBackend {
+				err = errFull
+			}
+			candidates = without(candidates, b)
+			continue
+		}
 		dialed = time.Now()
 		ctx := &dialContext{Context: lb.forceCtx, deadline: dialed.Add(lb.connectTimeout())}
 		c, err = d.DialContext(ctx, "tcp", b.addr)
@@ -282,14 +354,52 @@ func (lb *Balancer) connect(client netip.AddrPort) (b *Backend, c net.Conn, dial
 			b.total.Add(1)
 			return b, c, dialed, nil
 		}
-		b.addActive(-1)
+		lb.release(b)
 		b.connectErrors.Add(1)
-		lb.logger().Warn("backend connect failed", "listener", lb.Name, "pool", lb.Pool.Name(), "backend", b.addr, "err", err)
+		lb.logger().Warn("backend connect failed", "listener", lb.Name, "pool", pool.Name(), "backend", b.addr, "err", err)
+		if lb.forceCtx.Err() == nil {
+			pool.passiveFailure(b, "connect: "+err.Error())
+		}
 		candidates = without(candidates, b)
 	}
 }
 
-var errNoBackend = errors.New("no backend available")
+// release counts a connection to b as ended, and lets a client waiting for
+// a free backend try again.
+func (lb *Balancer) release(b *Backend) {
+	b.addActive(-1)
+	if b.maxConns.Load() > 0 {
+		lb.Pool.queue.wakeOne()
+	}
+}
+
+// closeBackend closes the balancer's open connections to b, recording why
+// they ended, and returns how many it closed.
+func (lb *Balancer) closeBackend(b *Backend, why End) int {
+	lb.init()
+	lb.mu.Lock()
+	var open []*proxyConn
+	for pc := range lb.conns {
+		open = append(open, pc)
+	}
+	lb.mu.Unlock()
+	n := 0
+	for _, pc := range open {
+		pc.mu.Lock()
+		mine := pc.backend == b
+		pc.mu.Unlock()
+		if mine {
+			pc.abort(why, false)
+			n++
+		}
+	}
+	return n
+}
+
+var (
+	errNoBackend = errors.New("no backend available")
+	errFull      = errors.New("every backend is at its connection limit")
+)
 
 // dialContext is the balancer's force-close context with a connect
 // deadline. It is what net.Dialer's Timeout would build, minus two

@@ -62,9 +62,11 @@ func (d *direction) splice(dst, src *net.TCPConn) error {
 			return nil // EOF
 		}
 		if err := dstRaw.Write(drain); err != nil {
+			d.writeFailed = true
 			return err
 		}
 		if s.err != nil {
+			d.writeFailed = true
 			return os.NewSyscallError("splice", s.err)
 		}
 	}

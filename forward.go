@@ -27,6 +27,8 @@ const (
 	EndConnectFailed End = "connect failure" // every backend tried refused or timed out
 	EndNoBackend     End = "no backend"      // the strategy returned none
 	EndShutdown      End = "shutdown"        // closed by Shutdown's deadline or Close
+	EndFull          End = "backends full"   // every backend was at its connection limit, for QueueTimeout if set
+	EndDrained       End = "drained"         // the backend was drained or removed, and its drain timeout passed
 )
 
 // proxyConn is one client connection and, once dialled, its backend
@@ -40,6 +42,7 @@ type proxyConn struct {
 	dialed  time.Time // when the dial to backend began
 
 	lastActive atomic.Int64 // UnixNano of the last byte moved either way
+	answered   atomic.Bool  // the backend has sent a byte
 	timer      *time.Timer  // idle timeout and parking; see tick
 	canPark    bool
 	finished   atomic.Bool
@@ -61,6 +64,7 @@ type direction struct {
 	eof          End            // how the connection ends if this direction's EOF comes first
 	bytes        int64          // written to dst; only the direction's running goroutine touches it
 	backendBytes *atomic.Uint64 // the backend's counter for this direction
+	writeFailed  bool           // the copy's error came from writing to dst, not reading src
 
 	// Guarded by pc.mu.
 	sawEOF bool  // src reached EOF
@@ -75,6 +79,7 @@ func (d *direction) moved(n int) {
 	if d.bytes == 0 && d == &d.pc.down {
 		// The backend's first byte: connect time plus its time to answer.
 		d.pc.backend.observeLatency(now.Sub(d.pc.dialed))
+		d.pc.answered.Store(true)
 	}
 	d.bytes += int64(n)
 	d.backendBytes.Add(uint64(n))
@@ -91,6 +96,8 @@ func (pc *proxyConn) handle() {
 		why := EndConnectFailed
 		if errors.Is(err, errNoBackend) {
 			why, err = EndNoBackend, nil
+		} else if errors.Is(err, errFull) {
+			why, err = EndFull, nil
 		} else if lb.forceCtx.Err() != nil {
 			why = EndShutdown
 		}
@@ -111,7 +118,7 @@ func (pc *proxyConn) handle() {
 	pc.mu.Unlock()
 	if closed { // Shutdown's deadline passed while we were dialling
 		server.Close()
-		backend.addActive(-1)
+		lb.release(backend)
 		pc.log()
 		lb.trackConn(pc, false)
 		return
@@ -167,8 +174,13 @@ func (d *direction) run() {
 			closeWrite(d.dst)
 		} // else finish closes both sockets now, and close sends the FIN
 	} else {
-		pc.abort(EndReset, true)
+		first := pc.abort(EndReset, true)
 		pc.setErr(err)
+		// Which socket failed: the backend's is src going down, dst going up.
+		backendFailed := (d == &pc.down) != d.writeFailed
+		if first && backendFailed && !pc.answered.Load() {
+			pc.lb.Pool.passiveFailure(pc.backend, "reset before the first byte: "+err.Error())
+		}
 	}
 	pc.directionDone()
 }
@@ -207,7 +219,7 @@ func (pc *proxyConn) finish() {
 	}
 	pc.client.Close()
 	pc.server.Close()
-	pc.backend.addActive(-1)
+	pc.lb.release(pc.backend)
 	pc.log()
 	pc.lb.trackConn(pc, false)
 }
@@ -268,6 +280,7 @@ func (d *direction) copyChunk() (done bool, err error) {
 	n, err := d.src.Read(*bp)
 	if n > 0 {
 		if _, werr := d.dst.Write((*bp)[:n]); werr != nil {
+			d.writeFailed = true
 			return false, werr
 		}
 		d.moved(n)
@@ -287,8 +300,9 @@ func closeWrite(c net.Conn) {
 // abort records why the connection ends, if no reason is recorded yet, and
 // closes both sockets, which ends both directions. With reset, the sockets
 // are closed with SO_LINGER 0 so that each peer sees a reset rather than a
-// clean end of stream.
-func (pc *proxyConn) abort(why End, reset bool) {
+// clean end of stream. It reports whether it closed them, false if an
+// earlier abort had.
+func (pc *proxyConn) abort(why End, reset bool) bool {
 	pc.mu.Lock()
 	if pc.end == "" || pc.end == EndClientClosed || pc.end == EndBackendClosed {
 		// A half-close followed by a failure or timeout ends by the latter.
@@ -296,7 +310,7 @@ func (pc *proxyConn) abort(why End, reset bool) {
 	}
 	if pc.closed {
 		pc.mu.Unlock()
-		return
+		return false
 	}
 	pc.closed = true
 	// A parked direction has no goroutine to see its socket close: take it
@@ -323,6 +337,7 @@ func (pc *proxyConn) abort(why End, reset bool) {
 	for range orphans {
 		pc.directionDone()
 	}
+	return true
 }
 
 // setErr records the error behind the first reset or failed connect.

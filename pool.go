@@ -1,27 +1,123 @@
 package tcplb
 
-import "sync/atomic"
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
 
-// Pool is a named set of backends and the strategy that chooses among them.
+// Pool is a named set of backends, the strategy that chooses among them,
+// and the health model that decides which of them may be chosen.
 // Several balancers (listeners) may share one pool, and with it the
-// backends' connection counts.
+// backends' connection counts and health.
 //
-// The backend set is an immutable snapshot swapped atomically: Backends is
-// one atomic load, and SetBackends publishes a new set that the next pick
-// sees. All methods are safe for concurrent use.
+// A pool publishes two sets. Backends is the configured set (SetBackends).
+// Available is the snapshot that picks read: the backends that are up, not
+// ejected by passive checks and not draining; when none is, every backend
+// that is not draining (AllDown FailOpen, the default) or none (Refuse).
+// Each set is an immutable slice swapped atomically, so a pick costs one
+// atomic load and never sees a down backend unless every backend is down.
+// Health changes, drains and weight changes publish a new snapshot.
+//
+// A Backend belongs to at most one pool at a time. All methods are safe for
+// concurrent use.
 type Pool struct {
 	name     string
 	strategy Strategy
-	backends atomic.Pointer[[]*Backend]
+	opts     atomic.Pointer[PoolOptions]
+	avail    atomic.Pointer[[]*Backend]
+	queue    waitQueue // clients waiting for a backend under max_conns (queue.go)
+
+	mu        sync.Mutex
+	members   atomic.Pointer[[]*Backend] // written under mu
+	started   bool                       // the first SetBackends has run: later additions slow-start
+	allDown   bool                       // the last snapshot had no usable backend
+	checks    map[*Backend]func()        // stops each backend's active checker
+	balancers map[*Balancer]struct{}     // serving this pool: asked to close drained backends' connections
+	closed    bool
+}
+
+// PoolOptions are a pool's health, slow-start and draining settings. The
+// zero value means: no active checks, no passive checks, fail open when
+// every backend is down, no slow start, drained backends' connections are
+// never closed by force.
+type PoolOptions struct {
+	// Health, if non-nil, turns on active health checks of every backend
+	// (see HealthCheck for the kinds and defaults).
+	Health *HealthCheck
+
+	// Passive ejects backends whose connections fail; see PassiveCheck.
+	// Its zero value turns passive checks off.
+	Passive PassiveCheck
+
+	// AllDown says what picks see when no backend is usable.
+	AllDown AllDownPolicy
+
+	// SlowStart, if positive, ramps a backend that comes up after a
+	// failed check, is enabled after a drain, or is added to the pool
+	// after the first SetBackends: over SlowStart its share of new
+	// connections grows linearly from 5% of its weighted share to all
+	// of it. A strategy's pick of a ramping backend is accepted with
+	// that probability, and otherwise the strategy picks again among the
+	// others, so the ramp works with every strategy (including custom
+	// ones) except that under least-conn a ramping backend that is far
+	// below the others' load still gets more than its fraction until it
+	// catches up. The backends of the first SetBackends start at full
+	// share, as in HAProxy.
+	SlowStart time.Duration
+
+	// DrainTimeout bounds how long a drained or removed backend's open
+	// connections may run: when it passes they are closed (their access
+	// log says "drained"). Zero lets them run until they end.
+	DrainTimeout time.Duration
+
+	// Logger receives health transitions (backend down, up, ejected,
+	// every backend down). If nil, slog.Default() is used.
+	Logger *slog.Logger
+}
+
+// AllDownPolicy is what a pool offers picks when none of its backends is
+// usable (up, not ejected, not draining).
+type AllDownPolicy int
+
+const (
+	// FailOpen offers every backend that is not draining, as CoreDNS and
+	// Envoy's panic threshold do: health checks can be wrong, and a pool
+	// that refuses everything turns a checking problem into an outage.
+	FailOpen AllDownPolicy = iota
+	// Refuse offers none, so new clients are closed at once ("no
+	// backend" in the access log).
+	Refuse
+)
+
+func (a AllDownPolicy) String() string {
+	switch a {
+	case FailOpen:
+		return "fail-open"
+	case Refuse:
+		return "refuse"
+	}
+	return fmt.Sprintf("AllDownPolicy(%d)", int(a))
 }
 
 // NewPool returns a pool named name that picks among backends with
-// strategy; a nil strategy means round robin.
+// strategy; a nil strategy means round robin. The pool starts with the
+// zero PoolOptions; see SetOptions.
 func NewPool(name string, strategy Strategy, backends ...*Backend) *Pool {
 	if strategy == nil {
 		strategy = NewRoundRobin()
 	}
-	p := &Pool{name: name, strategy: strategy}
+	p := &Pool{
+		name:      name,
+		strategy:  strategy,
+		checks:    make(map[*Backend]func()),
+		balancers: make(map[*Balancer]struct{}),
+	}
+	p.opts.Store(&PoolOptions{})
 	p.SetBackends(backends)
 	return p
 }
@@ -32,17 +128,142 @@ func (p *Pool) Name() string { return p.name }
 // Strategy returns the pool's strategy.
 func (p *Pool) Strategy() Strategy { return p.strategy }
 
-// Backends returns the current backend set. The caller must not modify it.
-func (p *Pool) Backends() []*Backend { return *p.backends.Load() }
+// Options returns the pool's current options.
+func (p *Pool) Options() PoolOptions { return *p.opts.Load() }
 
-// SetBackends replaces the backend set; it copies backends. Connections
-// already open to a backend that is no longer in the set are not affected.
-func (p *Pool) SetBackends(backends []*Backend) {
-	s := append([]*Backend(nil), backends...)
-	p.backends.Store(&s)
+// SetOptions validates and applies new options. Active checks restart
+// with the new HealthCheck, but each backend keeps its state: a backend
+// that is down stays down until Rise checks pass. Turning active checks
+// off brings backends that were down by them back up. An invalid
+// HealthCheck or PassiveCheck is an error and changes nothing.
+func (p *Pool) SetOptions(o PoolOptions) error {
+	if o.Health != nil {
+		hc := o.Health.WithDefaults()
+		if err := hc.Validate(); err != nil {
+			return fmt.Errorf("pool %s: %v", p.name, err)
+		}
+		o.Health = &hc
+	}
+	o.Passive = o.Passive.withDefaults()
+	if err := o.Passive.validate(); err != nil {
+		return fmt.Errorf("pool %s: %v", p.name, err)
+	}
+	if o.SlowStart < 0 || o.DrainTimeout < 0 {
+		return fmt.Errorf("pool %s: negative slow start or drain timeout", p.name)
+	}
+	if o.AllDown != FailOpen && o.AllDown != Refuse {
+		return fmt.Errorf("pool %s: unknown AllDown policy %d", p.name, o.AllDown)
+	}
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	old := p.opts.Swap(&o)
+	if p.closed {
+		return nil
+	}
+	if !sameHealthCheck(old.Health, o.Health) {
+		p.stopChecksLocked()
+		if o.Health == nil {
+			for _, b := range p.Backends() {
+				p.resetHealthLocked(b)
+			}
+		} else {
+			for _, b := range p.Backends() {
+				p.startCheckLocked(b, *o.Health)
+			}
+		}
+	}
+	p.publishLocked()
+	return nil
 }
 
-// Backend returns the backend with the given address, or nil.
+func sameHealthCheck(a, b *HealthCheck) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	if (a.HTTP == nil) != (b.HTTP == nil) || (a.HTTP != nil && *a.HTTP != *b.HTTP) {
+		return false
+	}
+	x, y := *a, *b
+	x.HTTP, y.HTTP = nil, nil
+	return x == y
+}
+
+func (p *Pool) logger() *slog.Logger {
+	if l := p.opts.Load().Logger; l != nil {
+		return l
+	}
+	return slog.Default()
+}
+
+// Backends returns the configured backend set, whatever their health. The
+// caller must not modify it.
+func (p *Pool) Backends() []*Backend {
+	if m := p.members.Load(); m != nil {
+		return *m
+	}
+	return nil
+}
+
+// Available returns the backends that picks choose from now (see Pool).
+// The caller must not modify it.
+func (p *Pool) Available() []*Backend {
+	if a := p.avail.Load(); a != nil {
+		return *a
+	}
+	return nil
+}
+
+// SetBackends replaces the configured backend set; it copies backends.
+//
+// A *Backend that stays keeps everything: health state, counters, open
+// connections. So a reload should pass the same *Backend for an address
+// that stays (Backend finds it), updating its weight with SetWeight. A
+// backend that is new to the pool starts up (unchecked; with active checks
+// its first failed check takes it down) and, after the pool's first
+// SetBackends, slow-starts. A backend that leaves takes no new
+// connections; its open connections run until they end or DrainTimeout
+// passes, as with Drain.
+func (p *Pool) SetBackends(backends []*Backend) {
+	s := slices.Clone(backends)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	old := p.Backends()
+	o := p.opts.Load()
+	now := time.Now()
+	for _, b := range s {
+		if slices.Contains(old, b) {
+			continue
+		}
+		b.mu.Lock()
+		b.stopDrainLocked() // leaving and coming back cancels the leave
+		b.draining = false
+		if p.started && o.SlowStart > 0 {
+			b.rampStart.Store(now.UnixNano())
+		}
+		b.pool = p
+		b.clearedLocked(now)
+		b.mu.Unlock()
+		if o.Health != nil && !p.closed {
+			p.startCheckLocked(b, *o.Health)
+		}
+	}
+	for _, b := range old {
+		if slices.Contains(s, b) {
+			continue
+		}
+		if stop := p.checks[b]; stop != nil {
+			stop()
+			delete(p.checks, b)
+		}
+		p.drainLocked(b, o.DrainTimeout, "removed from the pool")
+	}
+	p.members.Store(&s)
+	p.started = true
+	p.publishLocked()
+}
+
+// Backend returns the configured backend with the given address, or nil.
 func (p *Pool) Backend(addr string) *Backend {
 	for _, b := range p.Backends() {
 		if b.addr == addr {
@@ -50,4 +271,168 @@ func (p *Pool) Backend(addr string) *Backend {
 		}
 	}
 	return nil
+}
+
+// ErrUnknownBackend is returned (wrapped) by the pool methods that name a
+// backend by an address the pool does not have.
+var ErrUnknownBackend = errors.New("no such backend")
+
+func (p *Pool) member(addr string) (*Backend, error) {
+	if b := p.Backend(addr); b != nil {
+		return b, nil
+	}
+	return nil, fmt.Errorf("pool %s: %s: %w", p.name, addr, ErrUnknownBackend)
+}
+
+// Drain takes the backend with address addr out of service: it gets no
+// new connections, and its open ones run until they end or the pool's
+// DrainTimeout passes, when they are closed. It stays drained, and keeps
+// being health-checked, until Enable.
+func (p *Pool) Drain(addr string) error {
+	b, err := p.member(addr)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.drainLocked(b, p.opts.Load().DrainTimeout, "drained")
+	p.publishLocked()
+	return nil
+}
+
+// Enable returns a drained backend to service (with slow start, if the
+// pool has it). Enabling a backend that is not drained does nothing.
+func (p *Pool) Enable(addr string) error {
+	b, err := p.member(addr)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	b.mu.Lock()
+	if b.draining {
+		b.stopDrainLocked()
+		b.draining = false
+		b.startRampLocked(p.opts.Load())
+		b.clearedLocked(time.Now())
+	}
+	b.mu.Unlock()
+	p.publishLocked()
+	return nil
+}
+
+// SetWeight changes the weight of the backend with address addr, 1 to
+// MaxWeight. The next pick uses it.
+func (p *Pool) SetWeight(addr string, weight int) error {
+	if weight < 1 || weight > MaxWeight {
+		return fmt.Errorf("weight %d: must be between 1 and %d", weight, MaxWeight)
+	}
+	b, err := p.member(addr)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	b.weight.Store(int32(weight))
+	p.publishLocked() // a new slice: strategies with cached tables rebuild them
+	return nil
+}
+
+// drainLocked marks b draining and, with a timeout, schedules closing its
+// connections.
+func (p *Pool) drainLocked(b *Backend, timeout time.Duration, why string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.draining {
+		return
+	}
+	b.draining, b.drainReason, b.drainSince = true, why, time.Now()
+	if timeout > 0 {
+		b.drainTimer = time.AfterFunc(timeout, func() { p.closeConns(b) })
+	}
+	p.logger().Info("backend draining", "pool", p.name, "backend", b.addr, "why", why, "active", b.active.Load(), "drain_timeout", timeout)
+}
+
+// closeConns closes every open connection to b, on every balancer serving
+// the pool.
+func (p *Pool) closeConns(b *Backend) {
+	p.mu.Lock()
+	lbs := make([]*Balancer, 0, len(p.balancers))
+	for lb := range p.balancers {
+		lbs = append(lbs, lb)
+	}
+	p.mu.Unlock()
+	n := 0
+	for _, lb := range lbs {
+		n += lb.closeBackend(b, EndDrained)
+	}
+	if n > 0 {
+		p.logger().Info("drain timeout: closed open connections", "pool", p.name, "backend", b.addr, "closed", n)
+	}
+}
+
+// attach records that lb serves the pool, so that drains reach its
+// connections.
+func (p *Pool) attach(lb *Balancer, on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if on {
+		p.balancers[lb] = struct{}{}
+	} else {
+		delete(p.balancers, lb)
+	}
+}
+
+// Close stops the pool's active checks and pending timers. Picks keep
+// working on the last snapshot.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	p.stopChecksLocked()
+	for _, b := range p.Backends() {
+		b.mu.Lock()
+		b.stopEjectLocked()
+		b.mu.Unlock()
+	}
+}
+
+func (p *Pool) stopChecksLocked() {
+	for b, stop := range p.checks {
+		stop()
+		delete(p.checks, b)
+	}
+}
+
+// publishLocked computes and publishes the Available snapshot, logs the
+// pool going all-down or coming back, and lets a waiting client retry.
+func (p *Pool) publishLocked() {
+	members := p.Backends()
+	avail := make([]*Backend, 0, len(members))
+	for _, b := range members {
+		if b.usable() {
+			avail = append(avail, b)
+		}
+	}
+	allDown := len(avail) == 0 && len(members) > 0
+	policy := p.opts.Load().AllDown
+	if allDown && policy == FailOpen {
+		for _, b := range members {
+			b.mu.Lock()
+			if !b.draining {
+				avail = append(avail, b)
+			}
+			b.mu.Unlock()
+		}
+	}
+	if allDown != p.allDown {
+		p.allDown = allDown
+		if allDown {
+			p.logger().Warn("every backend is down", "pool", p.name, "policy", policy.String(), "backends", len(members))
+		} else {
+			p.logger().Info("backends available again", "pool", p.name, "available", len(avail))
+		}
+	}
+	p.avail.Store(&avail)
+	p.queue.wakeOne()
 }

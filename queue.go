@@ -1,0 +1,68 @@
+package tcplb
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// waitQueue holds, in arrival order, the clients waiting for a backend
+// under its connection limit. A waiter is woken when a connection to a
+// limited backend ends or the pool publishes a new snapshot; it then tries
+// again, and goes back to the head of the queue if it still finds every
+// backend full. While anyone waits, new clients join the tail instead of
+// picking, so no newcomer takes a freed slot from a waiter.
+type waitQueue struct {
+	n       atomic.Int32 // len(waiters), read without mu on the connect path
+	mu      sync.Mutex
+	waiters []chan struct{}
+}
+
+// waiting reports whether any client waits.
+func (q *waitQueue) waiting() bool { return q.n.Load() > 0 }
+
+// add queues a new waiter, at the head if it has waited before; the
+// channel is closed when it is its turn to try.
+func (q *waitQueue) add(head bool) chan struct{} {
+	ch := make(chan struct{})
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if head {
+		q.waiters = append([]chan struct{}{ch}, q.waiters...)
+	} else {
+		q.waiters = append(q.waiters, ch)
+	}
+	q.n.Store(int32(len(q.waiters)))
+	return ch
+}
+
+// remove takes a waiter that gives up out of the queue. If it was woken
+// meanwhile, its turn passes to the next waiter.
+func (q *waitQueue) remove(ch chan struct{}) {
+	q.mu.Lock()
+	for i, w := range q.waiters {
+		if w == ch {
+			q.waiters = append(q.waiters[:i], q.waiters[i+1:]...)
+			q.n.Store(int32(len(q.waiters)))
+			q.mu.Unlock()
+			return
+		}
+	}
+	q.mu.Unlock()
+	q.wakeOne()
+}
+
+// wakeOne gives the first waiter its turn.
+func (q *waitQueue) wakeOne() {
+	if !q.waiting() {
+		return
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.waiters) == 0 {
+		return
+	}
+	close(q.waiters[0])
+	q.waiters[0] = nil
+	q.waiters = q.waiters[1:]
+	q.n.Store(int32(len(q.waiters)))
+}
