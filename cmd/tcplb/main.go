@@ -29,6 +29,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/tcplb/tcplb"
 	"github.com/tcplb/tcplb/internal/config"
@@ -215,9 +216,14 @@ func listen(cfg *config.Config, log, accessLog *slog.Logger) ([]*tcplb.Balancer,
 			if err != nil {
 				return nil, nil, fmt.Errorf("pool %s: backend %s: %v", p.Name, b.Addr, err)
 			}
+			be.SetMaxConns(int64(b.MaxConns))
 			bs = append(bs, be)
 		}
-		pools[p.Name] = tcplb.NewPool(p.Name, s, bs...)
+		pool := tcplb.NewPool(p.Name, s, bs...)
+		if err := pool.SetOptions(poolOptions(p, cfg.Timeouts.Drain, log)); err != nil {
+			return nil, nil, err
+		}
+		pools[p.Name] = pool
 	}
 	idle := cfg.Timeouts.Idle
 	if idle == 0 {
@@ -244,11 +250,47 @@ func listen(cfg *config.Config, log, accessLog *slog.Logger) ([]*tcplb.Balancer,
 			Pool:           pools[l.Pool],
 			ConnectTimeout: cfg.Timeouts.Connect,
 			IdleTimeout:    idle,
+			QueueTimeout:   cfg.Timeouts.Queue,
 			Logger:         log,
 			AccessLog:      accessLog,
 		})
 	}
 	return balancers, listeners, nil
+}
+
+// poolOptions translates a pool's health settings. Drained and removed
+// backends get the same time to finish as connections get at shutdown.
+func poolOptions(p config.Pool, drain time.Duration, log *slog.Logger) tcplb.PoolOptions {
+	o := tcplb.PoolOptions{
+		SlowStart:    p.SlowStart,
+		DrainTimeout: drain,
+		Logger:       log,
+		Passive: tcplb.PassiveCheck{
+			MaxFails:           p.Passive.MaxFails,
+			FailWindow:         p.Passive.FailWindow,
+			Cooldown:           p.Passive.Cooldown,
+			MaxCooldown:        p.Passive.MaxCooldown,
+			MaxEjectionPercent: p.Passive.MaxEjectionPercent,
+		},
+	}
+	if p.AllDown == config.AllDownRefuse {
+		o.AllDown = tcplb.Refuse
+	}
+	if h := p.Health; h != nil {
+		o.Health = &tcplb.HealthCheck{
+			Interval: h.Interval,
+			Timeout:  h.Timeout,
+			Rise:     h.Rise,
+			Fall:     h.Fall,
+			Port:     h.Port,
+			Send:     h.Send,
+			Expect:   h.Expect,
+		}
+		if h.HTTP != nil {
+			o.Health.HTTP = &tcplb.HTTPCheck{Path: h.HTTP.Path, Host: h.HTTP.Host, Status: h.HTTP.Status}
+		}
+	}
+	return o
 }
 
 func newLogger(format string, w io.Writer) *slog.Logger {

@@ -375,3 +375,55 @@ timeouts:
 	}
 	d.stop(t)
 }
+
+func TestConfigHealthChecks(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			io.WriteString(c, "live\n")
+			c.Close()
+		}
+	}()
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := dead.Addr().String()
+	dead.Close()
+	cfg := writeFile(t, "health.yaml", fmt.Sprintf(`
+listeners: [{listen: 127.0.0.1:0}]
+pools:
+  - name: app
+    all_down: refuse
+    slow_start: 1s
+    health: {interval: 20ms, timeout: 1s, rise: 1, fall: 2}
+    passive: {max_fails: 5}
+    backends:
+      - %q
+      - {addr: %q, max_conns: 10}
+timeouts: {queue: 1s}
+`, deadAddr, ln.Addr().String()))
+	d := startDaemon(t, "-config", cfg)
+	addr := d.listenAddr(t, 1)
+	down := d.waitLog(t, "backend down", 1)
+	if down["backend"] != deadAddr || down["pool"] != "app" || !strings.Contains(down["err"].(string), "refused") {
+		t.Errorf("backend down record = %v, want %s refused", down, deadAddr)
+	}
+	for i := range 4 {
+		c := dialT(t, addr)
+		got, err := io.ReadAll(c)
+		c.Close()
+		if err != nil || string(got) != "live\n" {
+			t.Fatalf("connection %d: %q, %v; want live", i, got, err)
+		}
+	}
+	d.stop(t)
+}
