@@ -30,6 +30,8 @@ type Backend struct {
 	bytesIn       atomic.Uint64 // bytes read from this backend
 	bytesOut      atomic.Uint64 // bytes written to this backend
 
+	connectTime histogram // how long successful dials took
+
 	latency atomic.Uint64 // least-latency's estimate and its update time, packed (latency.go); 0 until the first sample
 
 	lcRef atomic.Pointer[lcRef] // the least-conn index ordering this backend, if any (leastconn_index.go)
@@ -112,6 +114,7 @@ func NewBackend(addr string, weight int) (*Backend, error) {
 		return nil, fmt.Errorf("weight %d: must be between 1 and %d", weight, MaxWeight)
 	}
 	b := &Backend{addr: addr, upSince: time.Now()}
+	b.connectTime.bounds = connectBounds
 	b.weight.Store(int32(weight))
 	return b, nil
 }
@@ -170,5 +173,9 @@ func (b *Backend) Stats() Stats {
 		BytesOut:      b.bytesOut.Load(),
 	}
 }
+
+// ConnectTimes returns the histogram of how long the backend's successful
+// dials took.
+func (b *Backend) ConnectTimes() HistogramSnapshot { return b.connectTime.snapshot() }
 
 func (b *Backend) String() string { return b.addr }

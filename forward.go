@@ -62,7 +62,7 @@ type direction struct {
 	pc           *proxyConn
 	src, dst     net.Conn
 	eof          End            // how the connection ends if this direction's EOF comes first
-	bytes        int64          // written to dst; only the direction's running goroutine touches it
+	bytes        atomic.Int64   // written to dst; written by the direction's running goroutine, read by Connections
 	backendBytes *atomic.Uint64 // the backend's counter for this direction
 	writeFailed  bool           // the copy's error came from writing to dst, not reading src
 
@@ -76,12 +76,12 @@ type direction struct {
 // timeout. It runs once per chunk, not per byte.
 func (d *direction) moved(n int) {
 	now := time.Now()
-	if d.bytes == 0 && d == &d.pc.down {
+	if d == &d.pc.down && !d.pc.answered.Load() {
 		// The backend's first byte: connect time plus its time to answer.
 		d.pc.backend.observeLatency(now.Sub(d.pc.dialed))
 		d.pc.answered.Store(true)
 	}
-	d.bytes += int64(n)
+	d.bytes.Add(int64(n))
 	d.backendBytes.Add(uint64(n))
 	d.pc.lastActive.Store(now.UnixNano())
 }
@@ -103,6 +103,7 @@ func (pc *proxyConn) handle() {
 		}
 		pc.abort(why, false)
 		pc.setErr(err)
+		lb.countRejected(why)
 		pc.log()
 		lb.trackConn(pc, false)
 		return
@@ -220,6 +221,7 @@ func (pc *proxyConn) finish() {
 	pc.client.Close()
 	pc.server.Close()
 	pc.lb.release(pc.backend)
+	pc.lb.durations.observe(time.Since(pc.start))
 	pc.log()
 	pc.lb.trackConn(pc, false)
 }
@@ -377,8 +379,8 @@ func (pc *proxyConn) log() {
 		slog.String("listener", pc.lb.Name),
 		slog.String("pool", pc.lb.Pool.Name()),
 		slog.String("backend", backend),
-		slog.Int64("client_bytes", pc.up.bytes),
-		slog.Int64("backend_bytes", pc.down.bytes),
+		slog.Int64("client_bytes", pc.up.bytes.Load()),
+		slog.Int64("backend_bytes", pc.down.bytes.Load()),
 		slog.Duration("duration", now.Sub(pc.start)),
 		slog.String("end", string(end)),
 	)
