@@ -19,7 +19,31 @@ type Config struct {
 
 	// Timeouts apply to every listener. Each has a default.
 	Timeouts Timeouts `yaml:"timeouts"`
+
+	// Admin, if present, turns on the admin HTTP listener: Prometheus
+	// metrics, the JSON API and the dashboard. Absent or null: off.
+	Admin *Admin `yaml:"admin"`
 }
+
+// Admin is the admin HTTP listener.
+type Admin struct {
+	// Listen is the "host:port" address of the admin listener. It
+	// defaults to 127.0.0.1:9090. An address that is not on loopback (an
+	// empty host means every interface) requires Token.
+	Listen string `yaml:"listen"`
+
+	// Token, if not empty, is required as "Authorization: Bearer TOKEN"
+	// on every /api/ call, and on /metrics with ProtectMetrics. It must
+	// not contain spaces or control characters.
+	Token string `yaml:"token"`
+
+	// ProtectMetrics makes /metrics require the token too. It defaults to
+	// false, so that Prometheus can scrape without one.
+	ProtectMetrics bool `yaml:"protect_metrics"`
+}
+
+// DefaultAdminListen is where the admin listener listens by default.
+const DefaultAdminListen = "127.0.0.1:9090"
 
 // Listener is an address that accepts client connections and forwards them
 // to a pool.
@@ -298,6 +322,8 @@ func (h *Health) setDefaults() {
 }
 
 func (h *HTTPHealth) setDefaults() { h.Path = defaultHTTPPath }
+
+func (a *Admin) setDefaults() { a.Listen = DefaultAdminListen }
 
 func (b *Backend) setDefaults() { b.Weight = 1 }
 

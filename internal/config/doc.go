@@ -1,6 +1,6 @@
 // Package config reads the tcplb configuration file.
 //
-// The file is YAML with three top-level keys:
+// The file is YAML with four top-level keys:
 //
 //	listeners:                     # at least one
 //	  - name: main                 # optional, defaults to the listen address
@@ -40,6 +40,10 @@
 //	  idle: 1h                     # default 1h; 0 disables
 //	  drain: 30s                   # default 30s; also for removed backends
 //	  queue: 1s                    # wait when all backends are at max_conns; default 0
+//	admin:                         # optional: metrics, JSON API, dashboard; absent: off
+//	  listen: 127.0.0.1:9090       # default; not on loopback requires a token
+//	  token: s3cret                # optional: "Authorization: Bearer s3cret" on /api/
+//	  protect_metrics: false       # true: /metrics needs the token too
 //
 // Durations use Go syntax ("1m30s"); a bare number other than 0 is rejected
 // so that "idle: 30" is not silently taken as 30 nanoseconds. A key given

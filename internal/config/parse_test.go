@@ -456,18 +456,18 @@ var parseErrorTests = []struct {
 	want []string // the lines of the error, exactly
 }{
 	// The document.
-	{"empty", "", []string{"empty configuration: want a mapping of listeners, pools and timeouts"}},
-	{"comments only", "# listeners:\n", []string{"empty configuration: want a mapping of listeners, pools and timeouts"}},
-	{"null document", "---\n~\n", []string{"line 2: empty configuration: want a mapping of listeners, pools and timeouts"}},
-	{"list document", "- a\n", []string{"line 1: want a mapping of listeners, pools and timeouts, got a list"}},
-	{"scalar document", "tcplb", []string{`line 1: "tcplb": want a mapping of listeners, pools and timeouts`}},
+	{"empty", "", []string{"empty configuration: want a mapping of listeners, pools, timeouts and admin"}},
+	{"comments only", "# listeners:\n", []string{"empty configuration: want a mapping of listeners, pools, timeouts and admin"}},
+	{"null document", "---\n~\n", []string{"line 2: empty configuration: want a mapping of listeners, pools, timeouts and admin"}},
+	{"list document", "- a\n", []string{"line 1: want a mapping of listeners, pools, timeouts and admin, got a list"}},
+	{"scalar document", "tcplb", []string{`line 1: "tcplb": want a mapping of listeners, pools, timeouts and admin`}},
 	{"second document", okListeners + okPools + "---\nlisteners: []\n", []string{"line 3: found a second document; want only one"}},
 	{"unknown top-level key", okListeners + okPools + "timeout: {idle: 1s}\n", []string{
-		"line 3: timeout: unknown key (known: listeners, pools, timeouts)",
+		"line 3: timeout: unknown key (known: listeners, pools, timeouts, admin)",
 	}},
 	{"non-string key", okListeners + okPools + "? [a]\n: b\n", []string{"line 3: want a string key, got a list"}},
 	{"odd key", okListeners + okPools + "\"a\\nb\": 1\n", []string{
-		`line 3: "a\nb": unknown key (known: listeners, pools, timeouts)`,
+		`line 3: "a\nb": unknown key (known: listeners, pools, timeouts, admin)`,
 	}},
 	{"unsupported tag", okListeners + okPools + "timeouts: !custom {idle: 1s}\n", []string{
 		"line 3: timeouts: unsupported tag !custom",
@@ -728,7 +728,7 @@ var parseErrorTests = []struct {
 		`line 3: pools[0]: "x": want a mapping`,
 	}},
 	{"merge with unknown key", okListeners + "x: &x {port: 1}\npools:\n  - <<: *x\n    name: p\n    backends: [a:1]\n", []string{
-		"line 2: x: unknown key (known: listeners, pools, timeouts)",
+		"line 2: x: unknown key (known: listeners, pools, timeouts, admin)",
 		"line 2: pools[0].port: unknown key (known: name, strategy, hash_balance_factor, all_down, slow_start, health, passive, backends)",
 	}},
 

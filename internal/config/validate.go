@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,7 +28,41 @@ func (c *Config) validate() errorList {
 	c.validateListeners(&errs, pools)
 	errs = append(errs, poolErrs...)
 	c.Timeouts.validate(&errs)
+	if c.Admin != nil {
+		c.Admin.validate(&errs)
+	}
 	return errs
+}
+
+func (a *Admin) validate(errs *errorList) {
+	if err := CheckListenAddr(a.Listen); err != nil {
+		errs.add(0, "admin.listen", "%v", err)
+	} else if err := CheckAdminExposure(a.Listen, a.Token); err != nil {
+		errs.add(0, "admin.listen", "%v", err)
+	}
+	if strings.ContainsFunc(a.Token, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		errs.add(0, "admin.token", "must not contain spaces or control characters")
+	}
+}
+
+// CheckAdminExposure reports an error when an admin listener on addr would
+// serve the network (its host is not a loopback address; an empty host is
+// every interface) without a token.
+func CheckAdminExposure(addr, token string) error {
+	if token != "" {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("%s: not a loopback address, and no admin.token is set: the API would let anyone who can reach it drain backends; set a token or listen on 127.0.0.1", quote(addr))
 }
 
 // validatePools checks the pools and returns their distinct names in
