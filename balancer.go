@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,7 +22,9 @@ var ErrBalancerClosed = errors.New("tcplb: balancer closed")
 
 // Balancer accepts TCP connections and forwards each one to a backend of its
 // Pool. Its fields must be set before the first call to Serve and not
-// changed afterwards; the zero value of each optional field is usable.
+// changed afterwards; the zero value of each optional field is usable. To
+// change the pool or the timeouts while serving (a reload), use SetPool and
+// SetTimeouts: each connection keeps the settings it was accepted with.
 //
 // One connection's life, in this file, forward.go and copy_linux.go: Serve
 // accepts it; handle asks the pool's strategy for a backend and dials it,
@@ -80,89 +81,27 @@ type Balancer struct {
 	force     context.CancelFunc // cancels dials and marks forced closes
 	initOnce  sync.Once
 
+	cur   atomic.Pointer[settings] // what new connections are served with
+	pools map[*Pool]struct{}       // every pool served, attached for drains; under mu
+
 	accepted  atomic.Uint64
 	rejected  [len(rejectReasons)]atomic.Uint64
 	durations histogram // of connections that reached a backend
 }
 
-// rejectReasons are the ends of connections that never reached a backend,
-// counted by BalancerStats.Rejected.
-var rejectReasons = [...]End{EndNoBackend, EndFull, EndConnectFailed}
-
-func (lb *Balancer) countRejected(why End) {
-	for i, r := range rejectReasons {
-		if r == why {
-			lb.rejected[i].Add(1)
-		}
-	}
-}
-
-// BalancerStats is a point-in-time copy of a balancer's counters.
-type BalancerStats struct {
-	Accepted uint64 // connections accepted since the balancer started
-	Active   int    // connections open now
-	// Rejected counts the accepted connections closed without reaching a
-	// backend, by how they ended: EndNoBackend, EndFull, EndConnectFailed
-	// (each key is present).
-	Rejected map[End]uint64
-	// Durations is the histogram of the lifetimes of the connections that
-	// reached a backend, from accept to close.
-	Durations HistogramSnapshot
-}
-
-// Stats returns the balancer's counters.
-func (lb *Balancer) Stats() BalancerStats {
-	s := BalancerStats{
-		Accepted:  lb.accepted.Load(),
-		Active:    lb.ActiveConns(),
-		Rejected:  make(map[End]uint64, len(rejectReasons)),
-		Durations: lb.durations.snapshot(),
-	}
-	for i, r := range rejectReasons {
-		s.Rejected[r] = lb.rejected[i].Load()
-	}
-	return s
-}
-
-// ConnInfo describes one open connection.
-type ConnInfo struct {
-	Client       string    // the client's address
-	Backend      string    // the backend's address; empty while dialling
-	Start        time.Time // when it was accepted
-	ClientBytes  int64     // from the client to the backend so far
-	BackendBytes int64     // from the backend to the client so far
-}
-
-// Connections returns up to limit of the open connections, oldest first;
-// limit <= 0 means all. Byte counts are as of the last chunk moved.
-func (lb *Balancer) Connections(limit int) []ConnInfo {
-	lb.init()
-	lb.mu.Lock()
-	open := make([]*proxyConn, 0, len(lb.conns))
-	for pc := range lb.conns {
-		open = append(open, pc)
-	}
-	lb.mu.Unlock()
-	slices.SortFunc(open, func(a, b *proxyConn) int { return a.start.Compare(b.start) })
-	if limit > 0 && len(open) > limit {
-		open = open[:limit]
-	}
-	out := make([]ConnInfo, len(open))
-	for i, pc := range open {
-		out[i] = ConnInfo{Client: pc.client.RemoteAddr().String(), Start: pc.start}
-		pc.mu.Lock() // the directions are set up under it, with the backend
-		if pc.backend != nil {
-			out[i].Backend = pc.backend.addr
-			out[i].ClientBytes = pc.up.bytes.Load()
-			out[i].BackendBytes = pc.down.bytes.Load()
-		}
-		pc.mu.Unlock()
-	}
-	return out
+// settings are what a connection is served with, fixed at its accept:
+// SetPool and SetTimeouts publish new ones for the connections accepted
+// afterwards.
+type settings struct {
+	pool                 *Pool
+	connect, idle, queue time.Duration // resolved: connect > 0; idle 0 means none
 }
 
 func (lb *Balancer) init() {
 	lb.initOnce.Do(func() {
+		lb.pools = make(map[*Pool]struct{})
+		lb.cur.Store(&settings{pool: lb.Pool})
+		lb.setTimeouts(lb.ConnectTimeout, lb.IdleTimeout, lb.QueueTimeout)
 		lb.listeners = make(map[net.Listener]struct{})
 		lb.conns = make(map[*proxyConn]struct{})
 		lb.stop = make(chan struct{})
@@ -178,21 +117,74 @@ func (lb *Balancer) logger() *slog.Logger {
 	return slog.Default()
 }
 
-func (lb *Balancer) connectTimeout() time.Duration {
-	if lb.ConnectTimeout > 0 {
-		return lb.ConnectTimeout
+// SetPool makes the connections accepted from now on go to pool; open
+// connections stay with the pool they started with. The Pool field keeps
+// its first value; CurrentPool returns the one in use.
+func (lb *Balancer) SetPool(pool *Pool) {
+	lb.init()
+	for {
+		old := lb.cur.Load()
+		next := *old
+		next.pool = pool
+		if lb.cur.CompareAndSwap(old, &next) {
+			break
+		}
 	}
-	return DefaultConnectTimeout
+	lb.mu.Lock()
+	serving := len(lb.listeners) > 0
+	lb.mu.Unlock()
+	if serving {
+		lb.attach(pool)
+	}
 }
 
-func (lb *Balancer) idleTimeout() time.Duration {
-	switch {
-	case lb.IdleTimeout < 0:
-		return 0
-	case lb.IdleTimeout == 0:
-		return DefaultIdleTimeout
+// CurrentPool returns the pool new connections go to.
+func (lb *Balancer) CurrentPool() *Pool {
+	lb.init()
+	return lb.cur.Load().pool
+}
+
+// SetTimeouts changes ConnectTimeout, IdleTimeout and QueueTimeout, with
+// the same meaning of zero and negative values, for the connections
+// accepted from now on; open connections keep theirs.
+func (lb *Balancer) SetTimeouts(connect, idle, queue time.Duration) {
+	lb.init()
+	lb.setTimeouts(connect, idle, queue)
+}
+
+func (lb *Balancer) setTimeouts(connect, idle, queue time.Duration) {
+	if connect <= 0 {
+		connect = DefaultConnectTimeout
 	}
-	return lb.IdleTimeout
+	switch {
+	case idle < 0:
+		idle = 0
+	case idle == 0:
+		idle = DefaultIdleTimeout
+	}
+	for {
+		old := lb.cur.Load()
+		next := *old
+		next.connect, next.idle, next.queue = connect, idle, max(queue, 0)
+		if lb.cur.CompareAndSwap(old, &next) {
+			return
+		}
+	}
+}
+
+// attach tells pool that lb serves it, so that draining a backend reaches
+// lb's connections; Shutdown detaches from every pool.
+func (lb *Balancer) attach(pool *Pool) {
+	if pool == nil {
+		return
+	}
+	lb.mu.Lock()
+	_, done := lb.pools[pool]
+	lb.pools[pool] = struct{}{}
+	lb.mu.Unlock()
+	if !done {
+		pool.attach(lb, true)
+	}
 }
 
 // Serve accepts connections on ln and forwards each one in its own
@@ -204,14 +196,14 @@ func (lb *Balancer) idleTimeout() time.Duration {
 // and doubles up to 1s, so the loop does not spin.
 func (lb *Balancer) Serve(ln net.Listener) error {
 	lb.init()
-	if lb.Pool == nil {
+	if lb.cur.Load().pool == nil {
 		return errors.New("tcplb: Balancer.Pool is nil")
 	}
 	if !lb.trackListener(ln, true) {
 		return ErrBalancerClosed
 	}
 	defer lb.trackListener(ln, false)
-	lb.Pool.attach(lb, true)
+	lb.attach(lb.cur.Load().pool)
 
 	var backoff time.Duration
 	for {
@@ -235,7 +227,7 @@ func (lb *Balancer) Serve(ln net.Listener) error {
 		}
 		backoff = 0
 		lb.accepted.Add(1)
-		pc := &proxyConn{lb: lb, client: c, start: time.Now()}
+		pc := &proxyConn{lb: lb, s: lb.cur.Load(), client: c, start: time.Now()}
 		if !lb.trackConn(pc, true) {
 			c.Close()
 			return ErrBalancerClosed
@@ -276,9 +268,15 @@ func (lb *Balancer) Shutdown(ctx context.Context) error {
 	}
 	lb.mu.Unlock()
 
-	if lb.Pool != nil {
-		defer lb.Pool.attach(lb, false)
-	}
+	defer func() {
+		lb.mu.Lock()
+		pools := lb.pools
+		lb.pools = make(map[*Pool]struct{})
+		lb.mu.Unlock()
+		for p := range pools {
+			p.attach(lb, false)
+		}
+	}()
 	select {
 	case <-lb.drained:
 		return nil
@@ -355,16 +353,16 @@ func (lb *Balancer) trackConn(pc *proxyConn, add bool) bool {
 // connect finds a backend for a new client and dials it. When every
 // backend is at its connection limit it waits, in arrival order, up to
 // QueueTimeout for a free one; while others wait it queues behind them.
-func (lb *Balancer) connect(client netip.AddrPort) (b *Backend, c net.Conn, dialed time.Time, err error) {
-	q := &lb.Pool.queue
-	if lb.QueueTimeout <= 0 {
-		return lb.tryConnect(client)
+func (lb *Balancer) connect(s *settings, client netip.AddrPort) (b *Backend, c net.Conn, dialed time.Time, err error) {
+	q := &s.pool.queue
+	if s.queue <= 0 {
+		return lb.tryConnect(s, client)
 	}
 	var timer *time.Timer
 	waited := false
 	for {
 		if waited || !q.waiting() {
-			b, c, dialed, err = lb.tryConnect(client)
+			b, c, dialed, err = lb.tryConnect(s, client)
 			if err != errFull {
 				if waited && err == nil {
 					q.wakeOne() // there may be more room: let the next waiter look
@@ -376,7 +374,7 @@ func (lb *Balancer) connect(client netip.AddrPort) (b *Backend, c net.Conn, dial
 			}
 		}
 		if timer == nil {
-			timer = time.NewTimer(lb.QueueTimeout)
+			timer = time.NewTimer(s.queue)
 		}
 		turn := q.add(waited)
 		waited = true
@@ -402,8 +400,8 @@ func (lb *Balancer) connect(client netip.AddrPort) (b *Backend, c net.Conn, dial
 // the last dial, errFull when every backend was full, or errNoBackend when
 // the strategy had nothing to offer. dialed is when the successful dial
 // began.
-func (lb *Balancer) tryConnect(client netip.AddrPort) (b *Backend, c net.Conn, dialed time.Time, err error) {
-	pool := lb.Pool
+func (lb *Balancer) tryConnect(s *settings, client netip.AddrPort) (b *Backend, c net.Conn, dialed time.Time, err error) {
+	pool := s.pool
 	strategy := pool.Strategy()
 	candidates := pool.Available()
 	d := net.Dialer{KeepAlive: -1} // see Balancer's doc: idle timeout, not keep-alive
@@ -431,14 +429,14 @@ func (lb *Balancer) tryConnect(client netip.AddrPort) (b *Backend, c net.Conn, d
 			continue
 		}
 		dialed = time.Now()
-		ctx := &dialContext{Context: lb.forceCtx, deadline: dialed.Add(lb.connectTimeout())}
+		ctx := &dialContext{Context: lb.forceCtx, deadline: dialed.Add(s.connect)}
 		c, err = d.DialContext(ctx, "tcp", b.addr)
 		if err == nil {
 			b.total.Add(1)
 			b.connectTime.observe(time.Since(dialed))
 			return b, c, dialed, nil
 		}
-		lb.release(b)
+		release(pool, b)
 		b.connectErrors.Add(1)
 		lb.logger().Warn("backend connect failed", "listener", lb.Name, "pool", pool.Name(), "backend", b.addr, "err", err)
 		if lb.forceCtx.Err() == nil {
@@ -449,11 +447,11 @@ func (lb *Balancer) tryConnect(client netip.AddrPort) (b *Backend, c net.Conn, d
 }
 
 // release counts a connection to b as ended, and lets a client waiting for
-// a free backend try again.
-func (lb *Balancer) release(b *Backend) {
+// a free backend of pool try again.
+func release(pool *Pool, b *Backend) {
 	b.addActive(-1)
 	if b.maxConns.Load() > 0 {
-		lb.Pool.queue.wakeOne()
+		pool.queue.wakeOne()
 	}
 }
 

@@ -35,6 +35,7 @@ const (
 // connection.
 type proxyConn struct {
 	lb      *Balancer
+	s       *settings // the balancer's settings when the connection was accepted
 	client  net.Conn
 	backend *Backend
 	server  net.Conn
@@ -91,7 +92,7 @@ func (d *direction) moved(n int) {
 // ends last.
 func (pc *proxyConn) handle() {
 	lb := pc.lb
-	backend, server, dialed, err := lb.connect(clientAddr(pc.client))
+	backend, server, dialed, err := lb.connect(pc.s, clientAddr(pc.client))
 	if err != nil {
 		why := EndConnectFailed
 		if errors.Is(err, errNoBackend) {
@@ -119,7 +120,7 @@ func (pc *proxyConn) handle() {
 	pc.mu.Unlock()
 	if closed { // Shutdown's deadline passed while we were dialling
 		server.Close()
-		lb.release(backend)
+		release(pc.s.pool, backend)
 		pc.log()
 		lb.trackConn(pc, false)
 		return
@@ -180,7 +181,7 @@ func (d *direction) run() {
 		// Which socket failed: the backend's is src going down, dst going up.
 		backendFailed := (d == &pc.down) != d.writeFailed
 		if first && backendFailed && !pc.answered.Load() {
-			pc.lb.Pool.passiveFailure(pc.backend, "reset before the first byte: "+err.Error())
+			pc.s.pool.passiveFailure(pc.backend, "reset before the first byte: "+err.Error())
 		}
 	}
 	pc.directionDone()
@@ -220,7 +221,7 @@ func (pc *proxyConn) finish() {
 	}
 	pc.client.Close()
 	pc.server.Close()
-	pc.lb.release(pc.backend)
+	release(pc.s.pool, pc.backend)
 	pc.lb.durations.observe(time.Since(pc.start))
 	pc.log()
 	pc.lb.trackConn(pc, false)
@@ -230,7 +231,7 @@ func (pc *proxyConn) finish() {
 // quiet being how long no byte has moved; 0 means not at all.
 func (pc *proxyConn) nextTick(quiet time.Duration) time.Duration {
 	var next time.Duration
-	if idle := pc.lb.idleTimeout(); idle > 0 {
+	if idle := pc.s.idle; idle > 0 {
 		next = idle - quiet
 	}
 	if pc.canPark && quiet < parkAfter && (next == 0 || parkAfter-quiet < next) {
@@ -247,7 +248,7 @@ func (pc *proxyConn) tick() {
 		return
 	}
 	quiet := time.Since(time.Unix(0, pc.lastActive.Load()))
-	if idle := pc.lb.idleTimeout(); idle > 0 && quiet >= idle {
+	if idle := pc.s.idle; idle > 0 && quiet >= idle {
 		pc.abort(EndIdle, false)
 		return
 	}
@@ -377,7 +378,7 @@ func (pc *proxyConn) log() {
 	r.AddAttrs(
 		slog.String("client", pc.client.RemoteAddr().String()),
 		slog.String("listener", pc.lb.Name),
-		slog.String("pool", pc.lb.Pool.Name()),
+		slog.String("pool", pc.s.pool.Name()),
 		slog.String("backend", backend),
 		slog.Int64("client_bytes", pc.up.bytes.Load()),
 		slog.Int64("backend_bytes", pc.down.bytes.Load()),

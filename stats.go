@@ -1,0 +1,82 @@
+package tcplb
+
+import (
+	"slices"
+	"time"
+)
+
+// rejectReasons are the ends of connections that never reached a backend,
+// counted by BalancerStats.Rejected.
+var rejectReasons = [...]End{EndNoBackend, EndFull, EndConnectFailed}
+
+func (lb *Balancer) countRejected(why End) {
+	for i, r := range rejectReasons {
+		if r == why {
+			lb.rejected[i].Add(1)
+		}
+	}
+}
+
+// BalancerStats is a point-in-time copy of a balancer's counters.
+type BalancerStats struct {
+	Accepted uint64 // connections accepted since the balancer started
+	Active   int    // connections open now
+	// Rejected counts the accepted connections closed without reaching a
+	// backend, by how they ended: EndNoBackend, EndFull, EndConnectFailed
+	// (each key is present).
+	Rejected map[End]uint64
+	// Durations is the histogram of the lifetimes of the connections that
+	// reached a backend, from accept to close.
+	Durations HistogramSnapshot
+}
+
+// Stats returns the balancer's counters.
+func (lb *Balancer) Stats() BalancerStats {
+	s := BalancerStats{
+		Accepted:  lb.accepted.Load(),
+		Active:    lb.ActiveConns(),
+		Rejected:  make(map[End]uint64, len(rejectReasons)),
+		Durations: lb.durations.snapshot(),
+	}
+	for i, r := range rejectReasons {
+		s.Rejected[r] = lb.rejected[i].Load()
+	}
+	return s
+}
+
+// ConnInfo describes one open connection.
+type ConnInfo struct {
+	Client       string    // the client's address
+	Backend      string    // the backend's address; empty while dialling
+	Start        time.Time // when it was accepted
+	ClientBytes  int64     // from the client to the backend so far
+	BackendBytes int64     // from the backend to the client so far
+}
+
+// Connections returns up to limit of the open connections, oldest first;
+// limit <= 0 means all. Byte counts are as of the last chunk moved.
+func (lb *Balancer) Connections(limit int) []ConnInfo {
+	lb.init()
+	lb.mu.Lock()
+	open := make([]*proxyConn, 0, len(lb.conns))
+	for pc := range lb.conns {
+		open = append(open, pc)
+	}
+	lb.mu.Unlock()
+	slices.SortFunc(open, func(a, b *proxyConn) int { return a.start.Compare(b.start) })
+	if limit > 0 && len(open) > limit {
+		open = open[:limit]
+	}
+	out := make([]ConnInfo, len(open))
+	for i, pc := range open {
+		out[i] = ConnInfo{Client: pc.client.RemoteAddr().String(), Start: pc.start}
+		pc.mu.Lock() // the directions are set up under it, with the backend
+		if pc.backend != nil {
+			out[i].Backend = pc.backend.addr
+			out[i].ClientBytes = pc.up.bytes.Load()
+			out[i].BackendBytes = pc.down.bytes.Load()
+		}
+		pc.mu.Unlock()
+	}
+	return out
+}
