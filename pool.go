@@ -27,7 +27,7 @@ import (
 // concurrent use.
 type Pool struct {
 	name     string
-	strategy Strategy
+	strategy atomic.Pointer[strategyRef]
 	opts     atomic.Pointer[PoolOptions]
 	avail    atomic.Pointer[[]*Backend]
 	queue    waitQueue // clients waiting for a backend under max_conns (queue.go)
@@ -113,20 +113,32 @@ func NewPool(name string, strategy Strategy, backends ...*Backend) *Pool {
 	}
 	p := &Pool{
 		name:      name,
-		strategy:  strategy,
 		checks:    make(map[*Backend]func()),
 		balancers: make(map[*Balancer]struct{}),
 	}
+	p.strategy.Store(&strategyRef{strategy})
 	p.opts.Store(&PoolOptions{})
 	p.SetBackends(backends)
 	return p
 }
 
+// strategyRef holds a Strategy for an atomic.Pointer.
+type strategyRef struct{ s Strategy }
+
 // Name returns the pool's name.
 func (p *Pool) Name() string { return p.name }
 
 // Strategy returns the pool's strategy.
-func (p *Pool) Strategy() Strategy { return p.strategy }
+func (p *Pool) Strategy() Strategy { return p.strategy.Load().s }
+
+// SetStrategy replaces the pool's strategy, for the picks from now on; nil
+// means round robin.
+func (p *Pool) SetStrategy(s Strategy) {
+	if s == nil {
+		s = NewRoundRobin()
+	}
+	p.strategy.Store(&strategyRef{s})
+}
 
 // Options returns the pool's current options.
 func (p *Pool) Options() PoolOptions { return *p.opts.Load() }

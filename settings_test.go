@@ -2,6 +2,7 @@ package tcplb
 
 import (
 	"io"
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -65,5 +66,20 @@ func TestSetTimeoutsAppliesToNewConnections(t *testing.T) {
 	io.WriteString(before.c, "x\n")
 	if line, err := before.r.ReadString('\n'); err != nil || line != "x\n" {
 		t.Fatalf("connection accepted before SetTimeouts: %q, %v", line, err)
+	}
+}
+
+func TestSetStrategy(t *testing.T) {
+	p, _ := newTestPool(t, PoolOptions{}, "127.0.0.1:1", "127.0.0.1:2")
+	last := p.Backends()[1]
+	p.SetStrategy(StrategyFunc(func(_ netip.AddrPort, bs []*Backend) *Backend { return bs[len(bs)-1] }))
+	for range 3 {
+		if got := p.Strategy().Pick(netip.AddrPort{}, p.Available()); got != last {
+			t.Fatalf("Pick = %v after SetStrategy, want %v", got, last)
+		}
+	}
+	p.SetStrategy(nil)
+	if _, ok := p.Strategy().(*RoundRobin); !ok {
+		t.Errorf("SetStrategy(nil): strategy %T, want round robin", p.Strategy())
 	}
 }
