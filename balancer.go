@@ -93,6 +93,7 @@ type Balancer struct {
 // SetPool and SetTimeouts publish new ones for the connections accepted
 // afterwards.
 type settings struct {
+	name                 string
 	pool                 *Pool
 	connect, idle, queue time.Duration // resolved: connect > 0; idle 0 means none
 }
@@ -100,7 +101,7 @@ type settings struct {
 func (lb *Balancer) init() {
 	lb.initOnce.Do(func() {
 		lb.pools = make(map[*Pool]struct{})
-		lb.cur.Store(&settings{pool: lb.Pool})
+		lb.cur.Store(&settings{name: lb.Name, pool: lb.Pool})
 		lb.setTimeouts(lb.ConnectTimeout, lb.IdleTimeout, lb.QueueTimeout)
 		lb.listeners = make(map[net.Listener]struct{})
 		lb.conns = make(map[*proxyConn]struct{})
@@ -135,6 +136,20 @@ func (lb *Balancer) SetPool(pool *Pool) {
 	lb.mu.Unlock()
 	if serving {
 		lb.attach(pool)
+	}
+}
+
+// SetName renames the balancer in the logs of the connections accepted from
+// now on. The Name field keeps its first value.
+func (lb *Balancer) SetName(name string) {
+	lb.init()
+	for {
+		old := lb.cur.Load()
+		next := *old
+		next.name = name
+		if lb.cur.CompareAndSwap(old, &next) {
+			return
+		}
 	}
 }
 
@@ -216,7 +231,7 @@ func (lb *Balancer) Serve(ln net.Listener) error {
 				return err
 			}
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			lb.logger().Error("accept failed; retrying", "listener", lb.Name, "err", err, "retry_in", backoff)
+			lb.logger().Error("accept failed; retrying", "listener", lb.cur.Load().name, "err", err, "retry_in", backoff)
 			t := time.NewTimer(backoff)
 			select {
 			case <-t.C:
@@ -438,7 +453,7 @@ func (lb *Balancer) tryConnect(s *settings, client netip.AddrPort) (b *Backend, 
 		}
 		release(pool, b)
 		b.connectErrors.Add(1)
-		lb.logger().Warn("backend connect failed", "listener", lb.Name, "pool", pool.Name(), "backend", b.addr, "err", err)
+		lb.logger().Warn("backend connect failed", "listener", s.name, "pool", pool.Name(), "backend", b.addr, "err", err)
 		if lb.forceCtx.Err() == nil {
 			pool.passiveFailure(b, "connect: "+err.Error())
 		}

@@ -377,7 +377,7 @@ func (pc *proxyConn) log() {
 	r := slog.NewRecord(now, slog.LevelInfo, "connection", 0)
 	r.AddAttrs(
 		slog.String("client", pc.client.RemoteAddr().String()),
-		slog.String("listener", pc.lb.Name),
+		slog.String("listener", pc.s.name),
 		slog.String("pool", pc.s.pool.Name()),
 		slog.String("backend", backend),
 		slog.Int64("client_bytes", pc.up.bytes.Load()),

@@ -14,6 +14,7 @@ func TestSetPoolWhileServing(t *testing.T) {
 	pb := NewPool("second", nil, bb)
 	defer pb.Close()
 	tl.SetPool(pb)
+	tl.SetName("renamed")
 	if tl.CurrentPool() != pb {
 		t.Fatal("CurrentPool() is not the pool just set")
 	}
@@ -30,10 +31,10 @@ func TestSetPoolWhileServing(t *testing.T) {
 	recs := tl.waitAccessLog(t, 4)
 	pools := map[string]int{}
 	for _, r := range recs {
-		pools[r["pool"].(string)]++
+		pools[r["listener"].(string)+"/"+r["pool"].(string)]++
 	}
-	if pools["test"] != 1 || pools["second"] != 3 {
-		t.Errorf("access log pools = %v, want 1 test (the connection from before) and 3 second", pools)
+	if pools["main/test"] != 1 || pools["renamed/second"] != 3 {
+		t.Errorf("access log listener/pool = %v, want 1 main/test (the connection from before) and 3 renamed/second", pools)
 	}
 	if a := tl.Pool.Backends()[0]; a.Stats().Total != 1 || a.Active() != 0 {
 		t.Errorf("old pool's backend: %+v, want 1 connection, closed", a.Stats())
