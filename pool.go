@@ -149,23 +149,14 @@ func (p *Pool) Options() PoolOptions { return *p.opts.Load() }
 // off brings backends that were down by them back up. An invalid
 // HealthCheck or PassiveCheck is an error and changes nothing.
 func (p *Pool) SetOptions(o PoolOptions) error {
+	if err := o.Validate(); err != nil {
+		return fmt.Errorf("pool %s: %v", p.name, err)
+	}
 	if o.Health != nil {
 		hc := o.Health.WithDefaults()
-		if err := hc.Validate(); err != nil {
-			return fmt.Errorf("pool %s: %v", p.name, err)
-		}
 		o.Health = &hc
 	}
 	o.Passive = o.Passive.withDefaults()
-	if err := o.Passive.validate(); err != nil {
-		return fmt.Errorf("pool %s: %v", p.name, err)
-	}
-	if o.SlowStart < 0 || o.DrainTimeout < 0 {
-		return fmt.Errorf("pool %s: negative slow start or drain timeout", p.name)
-	}
-	if o.AllDown != FailOpen && o.AllDown != Refuse {
-		return fmt.Errorf("pool %s: unknown AllDown policy %d", p.name, o.AllDown)
-	}
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -186,6 +177,28 @@ func (p *Pool) SetOptions(o PoolOptions) error {
 		}
 	}
 	p.publishLocked()
+	return nil
+}
+
+// Validate reports the first problem with o, with its defaults filled in,
+// or nil. SetOptions calls it.
+func (o PoolOptions) Validate() error {
+	if o.Health != nil {
+		if err := o.Health.WithDefaults().Validate(); err != nil {
+			return err
+		}
+	}
+	if err := o.Passive.withDefaults().validate(); err != nil {
+		return err
+	}
+	switch {
+	case o.SlowStart < 0:
+		return fmt.Errorf("slow start %s: must not be negative", o.SlowStart)
+	case o.DrainTimeout < 0:
+		return fmt.Errorf("drain timeout %s: must not be negative", o.DrainTimeout)
+	case o.AllDown != FailOpen && o.AllDown != Refuse:
+		return fmt.Errorf("unknown AllDown policy %d", o.AllDown)
+	}
 	return nil
 }
 
