@@ -40,3 +40,36 @@ func TestAdmin(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckAdminExposure(t *testing.T) {
+	for _, tc := range []struct {
+		addr    string
+		exposed bool
+	}{
+		{"127.0.0.1:9090", false},
+		{"127.1.2.3:9090", false},
+		{"[::1]:9090", false},
+		{"localhost:9090", false},
+		{"LocalHost:9090", false},
+		{"[::ffff:127.0.0.1]:9090", false},
+		{"0.0.0.0:9090", true},
+		{":9090", true},
+		{"[::]:9090", true},
+		{"10.0.0.1:9090", true},
+		{"example.com:9090", true},
+	} {
+		err := CheckAdminExposure(tc.addr, "")
+		if (err != nil) != tc.exposed {
+			t.Errorf("CheckAdminExposure(%q, \"\") = %v, want error %v", tc.addr, err, tc.exposed)
+		}
+		if err != nil && !strings.Contains(err.Error(), "not a loopback address, and no admin.token is set") {
+			t.Errorf("CheckAdminExposure(%q, \"\") = %v, want the reason and how to fix it", tc.addr, err)
+		}
+		if err := CheckAdminExposure(tc.addr, "tok"); err != nil {
+			t.Errorf("CheckAdminExposure(%q, \"tok\") = %v, want nil", tc.addr, err)
+		}
+	}
+	if err := CheckAdminExposure("9090", ""); err == nil {
+		t.Error(`CheckAdminExposure("9090", "") = nil, want an address error`)
+	}
+}

@@ -56,10 +56,10 @@ func CheckAdminExposure(addr, token string) error {
 	if err != nil {
 		return err
 	}
-	if host == "localhost" {
+	if strings.EqualFold(host, "localhost") {
 		return nil
 	}
-	if ip, err := netip.ParseAddr(host); err == nil && ip.IsLoopback() {
+	if ip, err := netip.ParseAddr(host); err == nil && ip.Unmap().IsLoopback() {
 		return nil
 	}
 	return fmt.Errorf("%s: not a loopback address, and no admin.token is set: the API would let anyone who can reach it drain backends; set a token or listen on 127.0.0.1", quote(addr))
