@@ -1,0 +1,137 @@
+package admin
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tcplb/tcplb"
+)
+
+// rejectLabels maps the ends counted by tcplb.BalancerStats.Rejected to the
+// names the metrics and the JSON API give them.
+var rejectLabels = []struct {
+	end   tcplb.End
+	label string
+}{
+	{tcplb.EndNoBackend, "no_backend"},
+	{tcplb.EndFull, "backends_full"},
+	{tcplb.EndConnectFailed, "connect_failed"},
+}
+
+// states are the backend states that tcplb_backend_state reports, one
+// series each.
+var states = []tcplb.State{tcplb.StateUp, tcplb.StateDown, tcplb.StateDraining, tcplb.StateEjected}
+
+// collector is a prometheus.Collector that reads the balancers' and the
+// backends' counters at scrape time, so the data path does nothing for
+// metrics. It is safe for concurrent use: every value it reads is an atomic
+// load or a copy taken under the library's locks.
+type collector struct {
+	listeners []Listener
+	pools     []Pool
+
+	accepted, active, rejected, duration *prometheus.Desc
+
+	backendTotal, backendActive, backendUp, backendErrors, backendBytes,
+	backendWeight, backendState, backendConnect *prometheus.Desc
+}
+
+func newCollector(listeners []Listener, pools []Pool) *collector {
+	l := []string{"listener"}
+	b := []string{"pool", "backend"}
+	return &collector{
+		listeners: listeners,
+		pools:     pools,
+
+		accepted: prometheus.NewDesc("tcplb_connections_total",
+			"Client connections accepted by the listener.", l, nil),
+		active: prometheus.NewDesc("tcplb_active_connections",
+			"Client connections the listener is serving now.", l, nil),
+		rejected: prometheus.NewDesc("tcplb_rejected_connections_total",
+			"Accepted connections closed without reaching a backend, by reason: no_backend (none available), backends_full (all at max_conns), connect_failed (every dial failed).",
+			[]string{"listener", "reason"}, nil),
+		duration: prometheus.NewDesc("tcplb_connection_duration_seconds",
+			"Lifetime of the connections that reached a backend, from accept to close.", l, nil),
+
+		backendTotal: prometheus.NewDesc("tcplb_backend_connections_total",
+			"Connections established to the backend.", b, nil),
+		backendActive: prometheus.NewDesc("tcplb_backend_active_connections",
+			"Connections open to the backend now.", b, nil),
+		backendUp: prometheus.NewDesc("tcplb_backend_up",
+			"1 if the backend is up (takes new connections), else 0.", b, nil),
+		backendErrors: prometheus.NewDesc("tcplb_backend_connect_errors_total",
+			"Dials to the backend that failed or timed out.", b, nil),
+		backendBytes: prometheus.NewDesc("tcplb_backend_bytes_total",
+			"Bytes forwarded, by direction: in = read from the backend, out = written to it. Added when a direction finishes or pauses.",
+			[]string{"pool", "backend", "direction"}, nil),
+		backendWeight: prometheus.NewDesc("tcplb_backend_weight",
+			"The backend's weight, 1 to 256.", b, nil),
+		backendState: prometheus.NewDesc("tcplb_backend_state",
+			"1 for the backend's current state (up, down, draining, ejected), 0 for the others.",
+			[]string{"pool", "backend", "state"}, nil),
+		backendConnect: prometheus.NewDesc("tcplb_backend_connect_seconds",
+			"Time taken by the successful dials to the backend.", b, nil),
+	}
+}
+
+func (c *collector) descs() []*prometheus.Desc {
+	return []*prometheus.Desc{
+		c.accepted, c.active, c.rejected, c.duration,
+		c.backendTotal, c.backendActive, c.backendUp, c.backendErrors, c.backendBytes,
+		c.backendWeight, c.backendState, c.backendConnect,
+	}
+}
+
+// Describe sends the descriptors of every metric Collect makes.
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.descs() {
+		ch <- d
+	}
+}
+
+// Collect sends the current values.
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	counter, gauge := prometheus.CounterValue, prometheus.GaugeValue
+	for _, l := range c.listeners {
+		s := l.Balancer.Stats()
+		ch <- prometheus.MustNewConstMetric(c.accepted, counter, float64(s.Accepted), l.Name)
+		ch <- prometheus.MustNewConstMetric(c.active, gauge, float64(s.Active), l.Name)
+		for _, r := range rejectLabels {
+			ch <- prometheus.MustNewConstMetric(c.rejected, counter, float64(s.Rejected[r.end]), l.Name, r.label)
+		}
+		ch <- constHistogram(c.duration, s.Durations, l.Name)
+	}
+	for _, p := range c.pools {
+		pool := p.Pool.Name()
+		for _, b := range p.Pool.Backends() {
+			addr := b.Addr()
+			s, st := b.Stats(), b.State().State
+			ch <- prometheus.MustNewConstMetric(c.backendTotal, counter, float64(s.Total), pool, addr)
+			ch <- prometheus.MustNewConstMetric(c.backendActive, gauge, float64(s.Active), pool, addr)
+			ch <- prometheus.MustNewConstMetric(c.backendUp, gauge, boolValue(st == tcplb.StateUp), pool, addr)
+			ch <- prometheus.MustNewConstMetric(c.backendErrors, counter, float64(s.ConnectErrors), pool, addr)
+			ch <- prometheus.MustNewConstMetric(c.backendBytes, counter, float64(s.BytesIn), pool, addr, "in")
+			ch <- prometheus.MustNewConstMetric(c.backendBytes, counter, float64(s.BytesOut), pool, addr, "out")
+			ch <- prometheus.MustNewConstMetric(c.backendWeight, gauge, float64(b.Weight()), pool, addr)
+			for _, x := range states {
+				ch <- prometheus.MustNewConstMetric(c.backendState, gauge, boolValue(st == x), pool, addr, x.String())
+			}
+			ch <- constHistogram(c.backendConnect, b.ConnectTimes(), pool, addr)
+		}
+	}
+}
+
+// constHistogram converts a library histogram to a Prometheus one, in
+// seconds.
+func constHistogram(d *prometheus.Desc, h tcplb.HistogramSnapshot, labels ...string) prometheus.Metric {
+	buckets := make(map[float64]uint64, len(h.Bounds))
+	for i, bound := range h.Bounds {
+		buckets[bound.Seconds()] = h.Buckets[i]
+	}
+	return prometheus.MustNewConstHistogram(d, h.Count, h.Sum.Seconds(), buckets, labels...)
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
