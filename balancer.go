@@ -73,6 +73,7 @@ type Balancer struct {
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
+	serving   sync.WaitGroup // Serve loops running
 	conns     map[*proxyConn]struct{}
 	drained   chan struct{} // closed when conns empties during shutdown
 	closing   atomic.Bool
@@ -274,6 +275,7 @@ func (lb *Balancer) StopAccepting() {
 // their goroutines to return and returns ctx's error.
 func (lb *Balancer) Shutdown(ctx context.Context) error {
 	lb.StopAccepting()
+	lb.serving.Wait() // no connection is accepted after this
 	lb.mu.Lock()
 	if lb.drained == nil {
 		lb.drained = make(chan struct{})
@@ -335,12 +337,14 @@ func (lb *Balancer) trackListener(ln net.Listener, add bool) bool {
 	defer lb.mu.Unlock()
 	if !add {
 		delete(lb.listeners, ln)
+		lb.serving.Done()
 		return true
 	}
 	if lb.closing.Load() {
 		return false
 	}
 	lb.listeners[ln] = struct{}{}
+	lb.serving.Add(1) // under mu, before closing is set: Shutdown's Wait sees it
 	return true
 }
 
@@ -348,7 +352,11 @@ func (lb *Balancer) trackConn(pc *proxyConn, add bool) bool {
 	lb.mu.Lock()
 	defer lb.mu.Unlock()
 	if add {
-		if lb.closing.Load() {
+		// A connection accepted as StopAccepting closes the listener is
+		// served, not dropped: Shutdown waits for the Serve loops to
+		// return before it counts the connections. Only the forced
+		// phase refuses.
+		if lb.forceCtx.Err() != nil {
 			return false
 		}
 		lb.conns[pc] = struct{}{}
