@@ -17,17 +17,15 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -52,6 +50,8 @@ type options struct {
 	configFile                 string
 	check, demo                bool
 	logFormat                  string
+	admin                      string
+	pidFile                    string
 	set                        map[string]bool // flags given explicitly
 }
 
@@ -71,6 +71,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.check, "check", false, "validate the configuration and exit: 0 if valid, 2 if not")
 	fs.BoolVar(&o.demo, "demo", false, "also start three demo backends on 127.0.0.1:3001-3003 that greet, then echo")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&o.pidFile, "pidfile", "", "write the process id to `file` (an upgrade hands it to the new process)")
+	fs.StringVar(&o.admin, "admin", "", "serve metrics, the JSON API and the dashboard on `host:port` (e.g. "+config.DefaultAdminListen+"; with -demo this is the default)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -92,7 +94,11 @@ func loadConfig(o *options) (*config.Config, error) {
 				return nil, fmt.Errorf("-%s cannot be combined with -config: put it in the config file", f)
 			}
 		}
-		return config.Load(o.configFile)
+		cfg, err := config.Load(o.configFile)
+		if err != nil {
+			return nil, err
+		}
+		return cfg, adminFlag(cfg, o)
 	}
 	cfg := config.Default()
 	if err := config.CheckListenAddr(o.listen); err != nil {
@@ -116,7 +122,33 @@ func loadConfig(o *options) (*config.Config, error) {
 		seen[addr] = true
 		cfg.Pools[0].Backends = append(cfg.Pools[0].Backends, config.Backend{Addr: addr, Weight: 1})
 	}
-	return cfg, cfg.Validate()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg, adminFlag(cfg, o)
+}
+
+// adminFlag applies -admin (and -demo's default admin listener) to cfg: the
+// flag's address replaces admin.listen and keeps the file's token.
+func adminFlag(cfg *config.Config, o *options) error {
+	addr := o.admin
+	if addr == "" && o.demo && cfg.Admin == nil {
+		addr = config.DefaultAdminListen
+	}
+	if addr == "" {
+		return nil
+	}
+	if err := config.CheckListenAddr(addr); err != nil {
+		return fmt.Errorf("-admin: %v", err)
+	}
+	if cfg.Admin == nil {
+		cfg.Admin = &config.Admin{}
+	}
+	cfg.Admin.Listen = addr
+	if err := config.CheckAdminExposure(addr, cfg.Admin.Token); err != nil {
+		return fmt.Errorf("-admin: %v", err)
+	}
+	return nil
 }
 
 func run(args []string, stderr io.Writer) int {
@@ -143,8 +175,26 @@ func run(args []string, stderr io.Writer) int {
 	defer accessOut.Flush()
 	accessLog := newLogger(o.logFormat, accessOut)
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	// The path of this binary, taken now: an upgrade starts what is at
+	// this path then, which is the new binary once it has been replaced.
+	exe, err := os.Executable()
+	if err != nil {
+		log.Error("cannot find the executable's path", "err", err)
+		return exitRuntime
+	}
+	sockets, err := inheritSockets()
+	if err != nil {
+		log.Error("cannot take the inherited sockets", "err", err)
+		return exitRuntime
+	}
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	reloadSig, upgradeSig, canReload := reloadSignals()
+	if canReload {
+		signal.Notify(sigs, reloadSig, upgradeSig)
+	}
+	defer signal.Stop(sigs)
 
 	if o.demo {
 		demo, err := startDemo(log)
@@ -155,142 +205,109 @@ func run(args []string, stderr io.Writer) int {
 		defer demo.Close()
 	}
 
-	balancers, listeners, err := listen(cfg, log, accessLog)
-	if err != nil {
+	s := newServer(log, accessLog, sockets)
+	if err := s.apply(cfg); err != nil {
 		log.Error("cannot start", "err", err)
 		return exitRuntime
 	}
-	serveErr := make(chan error, len(balancers))
-	for i, lb := range balancers {
-		go func() { serveErr <- lb.Serve(listeners[i]) }()
-		log.Info("listening", "listener", lb.Name, "addr", listeners[i].Addr().String(), "pool", lb.Pool.Name(),
-			"strategy", poolStrategy(cfg, lb.Pool.Name()), "backends", backendList(lb.Pool))
+	sockets.release()
+	if o.pidFile != "" {
+		if err := writePidFile(o.pidFile); err != nil {
+			log.Error("cannot write the pid file", "err", err)
+			s.shutdown(0)
+			return exitRuntime
+		}
 	}
+	if err := signalReady(); err != nil {
+		log.Warn("cannot tell the old process we are ready", "err", err)
+	}
+	sdNotify(fmt.Sprintf("READY=1\nMAINPID=%d", os.Getpid()))
+	log.Info("ready", "pid", os.Getpid())
 
 	code := exitOK
-	select {
-	case <-ctx.Done():
-	case err := <-serveErr:
-		log.Error("listener failed; shutting down", "err", err)
-		code = exitRuntime
-	}
-	stop() // a second signal now ends the process at once
-	for _, lb := range balancers {
-		lb.StopAccepting()
-	}
-	log.Info("shutting down: no new connections; waiting for open ones", "drain", cfg.Timeouts.Drain)
-
-	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.Timeouts.Drain)
-	defer cancel()
-	var wg sync.WaitGroup
-	for _, lb := range balancers {
-		wg.Go(func() {
-			if err := lb.Shutdown(drainCtx); err != nil {
-				log.Warn("drain timeout: closed open connections", "listener", lb.Name, "drain", cfg.Timeouts.Drain)
+	upgraded := false
+loop:
+	for {
+		select {
+		case sig := <-sigs:
+			switch {
+			case sig == os.Interrupt || sig == syscall.SIGTERM:
+				break loop
+			case sig == reloadSig:
+				s.handleReload(o.configFile)
+			case sig == upgradeSig:
+				if upgraded = s.handleUpgrade(exe); upgraded {
+					break loop
+				}
 			}
-		})
+		case err := <-s.serveErr:
+			log.Error("listener failed; shutting down", "err", err)
+			code = exitRuntime
+			break loop
+		}
 	}
-	wg.Wait()
-	log.Info("stopped")
+	signal.Reset(os.Interrupt, syscall.SIGTERM) // a second signal now ends the process at once
+	sdNotify("STOPPING=1")
+	s.stopAccepting()
+	drain := s.drainTimeout()
+	log.Info("shutting down: no new connections; waiting for open ones", "drain", drain)
+	s.shutdown(drain)
+	if o.pidFile != "" && !upgraded {
+		removePidFile(o.pidFile)
+	}
+	log.Info("stopped", "pid", os.Getpid())
 	return code
 }
 
-// listen builds the pools and one balancer per listener, and binds every
-// listener; on error it closes what it opened.
-func listen(cfg *config.Config, log, accessLog *slog.Logger) ([]*tcplb.Balancer, []net.Listener, error) {
-	pools := map[string]*tcplb.Pool{}
-	for _, p := range cfg.Pools {
-		var s tcplb.Strategy
-		var err error
-		if p.Strategy == "hash" && p.HashBalanceFactor != 0 {
-			s, err = tcplb.NewMaglev(p.HashBalanceFactor)
-		} else {
-			s, err = tcplb.NewStrategy(p.Strategy)
-		}
-		if err != nil {
-			return nil, nil, fmt.Errorf("pool %s: %v", p.Name, err)
-		}
-		var bs []*tcplb.Backend
-		for _, b := range p.Backends {
-			be, err := tcplb.NewBackend(b.Addr, b.Weight)
-			if err != nil {
-				return nil, nil, fmt.Errorf("pool %s: backend %s: %v", p.Name, b.Addr, err)
-			}
-			be.SetMaxConns(int64(b.MaxConns))
-			bs = append(bs, be)
-		}
-		pool := tcplb.NewPool(p.Name, s, bs...)
-		if err := pool.SetOptions(poolOptions(p, cfg.Timeouts.Drain, log)); err != nil {
-			return nil, nil, err
-		}
-		pools[p.Name] = pool
+// handleReload reloads the config file on SIGHUP.
+func (s *server) handleReload(path string) {
+	if path == "" {
+		s.log.Warn("reload: nothing to reload: tcplb runs on flags, not -config")
+		return
 	}
-	idle := cfg.Timeouts.Idle
-	if idle == 0 {
-		idle = -1 // disabled
+	sdNotify(sdReloading())
+	defer sdNotify("READY=1")
+	s.log.Info("reload: reading the config", "config", path)
+	if err := s.reload(path); err != nil {
+		s.log.Error("reload failed; the running configuration is unchanged", "config", path, "err", err)
+		return
 	}
-	var (
-		balancers []*tcplb.Balancer
-		listeners []net.Listener
-	)
-	// Client connections go without TCP keep-alive, like backend ones: the
-	// idle timeout closes connections whose peer has gone.
-	lc := net.ListenConfig{KeepAlive: -1}
-	for _, l := range cfg.Listeners {
-		ln, err := lc.Listen(context.Background(), "tcp", l.Listen)
-		if err != nil {
-			for _, ln := range listeners {
-				ln.Close()
-			}
-			return nil, nil, fmt.Errorf("listener %s: %v", l.Name, err)
-		}
-		listeners = append(listeners, ln)
-		balancers = append(balancers, &tcplb.Balancer{
-			Name:           l.Name,
-			Pool:           pools[l.Pool],
-			ConnectTimeout: cfg.Timeouts.Connect,
-			IdleTimeout:    idle,
-			QueueTimeout:   cfg.Timeouts.Queue,
-			Logger:         log,
-			AccessLog:      accessLog,
-		})
-	}
-	return balancers, listeners, nil
+	s.log.Info("reload: done", "config", path)
 }
 
-// poolOptions translates a pool's health settings. Drained and removed
-// backends get the same time to finish as connections get at shutdown.
-func poolOptions(p config.Pool, drain time.Duration, log *slog.Logger) tcplb.PoolOptions {
-	o := tcplb.PoolOptions{
-		SlowStart:    p.SlowStart,
-		DrainTimeout: drain,
-		Logger:       log,
-		Passive: tcplb.PassiveCheck{
-			MaxFails:           p.Passive.MaxFails,
-			FailWindow:         p.Passive.FailWindow,
-			Cooldown:           p.Passive.Cooldown,
-			MaxCooldown:        p.Passive.MaxCooldown,
-			MaxEjectionPercent: p.Passive.MaxEjectionPercent,
-		},
+// handleUpgrade starts the new binary on SIGUSR2 and reports whether it
+// took over, in which case this process drains and exits.
+func (s *server) handleUpgrade(exe string) bool {
+	s.log.Info("upgrade: starting the new process", "exe", exe)
+	pid, err := startUpgrade(exe, s.sockets)
+	if err != nil {
+		s.log.Error("upgrade failed; this process keeps serving", "exe", exe, "err", err)
+		return false
 	}
-	if p.AllDown == config.AllDownRefuse {
-		o.AllDown = tcplb.Refuse
+	s.log.Info("upgrade: the new process is ready; this one stops accepting and drains", "new_pid", pid)
+	return true
+}
+
+func (s *server) drainTimeout() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg.Timeouts.Drain
+}
+
+// writePidFile writes this process's pid to path, atomically.
+func writePidFile(path string) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		return err
 	}
-	if h := p.Health; h != nil {
-		o.Health = &tcplb.HealthCheck{
-			Interval: h.Interval,
-			Timeout:  h.Timeout,
-			Rise:     h.Rise,
-			Fall:     h.Fall,
-			Port:     h.Port,
-			Send:     h.Send,
-			Expect:   h.Expect,
-		}
-		if h.HTTP != nil {
-			o.Health.HTTP = &tcplb.HTTPCheck{Path: h.HTTP.Path, Host: h.HTTP.Host, Status: h.HTTP.Status}
-		}
+	return os.Rename(tmp, path)
+}
+
+// removePidFile removes path if it still names this process.
+func removePidFile(path string) {
+	if b, err := os.ReadFile(path); err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(os.Getpid()) {
+		os.Remove(path)
 	}
-	return o
 }
 
 func newLogger(format string, w io.Writer) *slog.Logger {
@@ -298,21 +315,4 @@ func newLogger(format string, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, nil))
 	}
 	return slog.New(slog.NewTextHandler(w, nil))
-}
-
-func poolStrategy(cfg *config.Config, pool string) string {
-	for _, p := range cfg.Pools {
-		if p.Name == pool {
-			return p.Strategy
-		}
-	}
-	return ""
-}
-
-func backendList(p *tcplb.Pool) string {
-	var addrs []string
-	for _, b := range p.Backends() {
-		addrs = append(addrs, b.Addr())
-	}
-	return strings.Join(addrs, ",")
 }

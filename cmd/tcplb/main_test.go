@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -174,6 +175,11 @@ listeners:
 pools:
   - {name: app, backends: [{addr: 127.0.0.1:3001}]}
 `)
+	exposed := writeFile(t, "exposed.yaml", `
+listeners: [{listen: 127.0.0.1:0}]
+pools: [{name: app, backends: [127.0.0.1:3001]}]
+admin: {listen: ":9090"}
+`)
 	tests := []struct {
 		name string
 		args []string
@@ -192,6 +198,9 @@ pools:
 		{"missing config", []string{"-config", "/nonexistent/tcplb.yaml"}, "/nonexistent/tcplb.yaml"},
 		{"bad config", []string{"-config", badAddr}, `pools[0].backends[1].addr: "x:y": invalid port`},
 		{"check bad config", []string{"-check", "-config", badAddr}, `pools[0].backends[1].addr: "x:y": invalid port`},
+		{"bad admin address", []string{"-admin", "127.0.0.1"}, `-admin: "127.0.0.1"`},
+		{"exposed admin without token", []string{"-admin", "0.0.0.0:9090"}, `-admin: "0.0.0.0:9090": not a loopback address, and no admin.token is set`},
+		{"exposed admin in config", []string{"-config", exposed}, `admin.listen: ":9090": not a loopback address`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -250,8 +259,9 @@ func TestDemo(t *testing.T) {
 			ln.Close()
 		}
 	}
-	d := startDaemon(t, "-demo", "-listen", "127.0.0.1:0")
+	d := startDaemon(t, "-demo", "-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0")
 	addr := d.listenAddr(t, 1)
+	adminAddr := d.waitLog(t, "admin listening", 1)["addr"].(string)
 	for i := range 6 {
 		c := dialT(t, addr)
 		r := bufio.NewReader(c)
@@ -271,6 +281,34 @@ func TestDemo(t *testing.T) {
 		if _, ok := rec[k]; !ok {
 			t.Errorf("access log record %v lacks %q", rec, k)
 		}
+	}
+
+	// The admin listener: the API sees the demo pool and the six
+	// connections, the metrics count them, the dashboard is served.
+	var pools struct {
+		Pools []struct {
+			Name     string
+			Backends []struct {
+				Addr  string
+				State string
+				Total int
+			}
+		}
+	}
+	getJSON(t, "http://"+adminAddr+"/api/v1/pools", &pools)
+	if len(pools.Pools) != 1 || len(pools.Pools[0].Backends) != 3 {
+		t.Fatalf("/api/v1/pools = %+v, want the default pool with 3 backends", pools)
+	}
+	for _, b := range pools.Pools[0].Backends {
+		if b.State != "up" || b.Total != 2 {
+			t.Errorf("backend %+v, want up with 2 connections", b)
+		}
+	}
+	if body := get(t, "http://"+adminAddr+"/metrics"); !strings.Contains(body, `tcplb_connections_total{listener="main"} 6`) {
+		t.Errorf("/metrics lacks tcplb_connections_total 6 for listener main:\n%s", body)
+	}
+	if body := get(t, "http://"+adminAddr+"/"); !strings.Contains(body, "tcplb") {
+		t.Errorf("dashboard page = %.200q, want the tcplb page", body)
 	}
 	d.stop(t)
 }
@@ -426,4 +464,26 @@ timeouts: {queue: 1s}
 		}
 	}
 	d.stop(t)
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	c := http.Client{Timeout: testDeadline}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s = %s, %v", url, resp.Status, err)
+	}
+	return string(body)
+}
+
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	if err := json.Unmarshal([]byte(get(t, url)), v); err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
 }

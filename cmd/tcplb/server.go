@@ -1,0 +1,406 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tcplb/tcplb"
+	"github.com/tcplb/tcplb/internal/config"
+)
+
+// server is the running daemon: its pools, its listeners, each served by a
+// balancer, and the admin listener. apply moves it from one configuration
+// to the next without closing a socket that stays: start-up is apply from
+// nothing, and a reload is apply from the running configuration.
+type server struct {
+	log, accessLog *slog.Logger
+	sockets        *sockets // where listening sockets come from (inherited or new); upgrade.go
+
+	mu        sync.Mutex
+	cfg       *config.Config
+	pools     map[string]*tcplb.Pool
+	listeners map[string]*listener // by listenKey
+	admin     *adminServer
+	closing   bool
+
+	serveErr chan error // a listener failed on its own
+	draining sync.WaitGroup
+
+	reloads, reloadFailures atomic.Uint64
+	lastReloadOK            atomic.Bool
+}
+
+// listener is one configured listener and its balancer.
+type listener struct {
+	cfg config.Listener
+	ln  net.Listener
+	lb  *tcplb.Balancer
+}
+
+func newServer(log, accessLog *slog.Logger, sockets *sockets) *server {
+	s := &server{
+		log:       log,
+		accessLog: accessLog,
+		sockets:   sockets,
+		pools:     map[string]*tcplb.Pool{},
+		listeners: map[string]*listener{},
+		serveErr:  make(chan error, 1),
+	}
+	s.lastReloadOK.Store(true)
+	return s
+}
+
+// apply makes next the running configuration. It binds every new socket
+// first: if one cannot be bound, nothing has changed and the error says
+// which. Then it updates the pools in place (a backend that stays keeps
+// its *tcplb.Backend, so its health, counters and connections), points
+// each kept listener's balancer at its pool and timeouts for new
+// connections, starts the new listeners, and stops the removed ones, whose
+// open connections finish within timeouts.drain.
+func (s *server) apply(next *config.Config) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return errors.New("shutting down")
+	}
+
+	// Build what can fail before binding or changing anything.
+	plans := map[string]poolPlan{}
+	for _, pc := range next.Pools {
+		plan, err := planPool(pc, next, s.log)
+		if err != nil {
+			return err
+		}
+		plans[pc.Name] = plan
+	}
+
+	// Bind what is new, or give up with nothing changed.
+	fresh := map[string]net.Listener{}
+	undo := func() {
+		for _, ln := range fresh {
+			ln.Close()
+		}
+	}
+	for _, l := range next.Listeners {
+		key := listenKey(l)
+		if s.listeners[key] != nil {
+			continue
+		}
+		ln, err := s.sockets.listen(key, l.Listen)
+		if err != nil {
+			undo()
+			return fmt.Errorf("listener %s: %v", l.Name, err)
+		}
+		fresh[key] = ln
+	}
+	var newAdmin *adminServer
+	if next.Admin != nil && (s.admin == nil || s.admin.listen != next.Admin.Listen) {
+		ln, err := s.sockets.listen("admin "+next.Admin.Listen, next.Admin.Listen)
+		if err != nil {
+			undo()
+			return fmt.Errorf("admin listener: %v", err)
+		}
+		newAdmin = newAdminServer(next.Admin.Listen, ln, s.log)
+	}
+
+	// Pools: update in place or create.
+	for _, pc := range next.Pools {
+		if p := s.pools[pc.Name]; p != nil {
+			s.updatePool(p, pc, plans[pc.Name])
+		} else {
+			s.pools[pc.Name] = newPool(pc, plans[pc.Name])
+		}
+	}
+
+	// Listeners.
+	idle := next.Timeouts.Idle
+	if idle == 0 {
+		idle = -1 // the config's 0 disables; the library's 0 means its default
+	}
+	kept := map[string]bool{}
+	for _, lc := range next.Listeners {
+		key := listenKey(lc)
+		kept[key] = true
+		pool := s.pools[lc.Pool]
+		if l := s.listeners[key]; l != nil {
+			if l.cfg.Name != lc.Name {
+				l.lb.SetName(lc.Name)
+			}
+			l.lb.SetPool(pool)
+			l.lb.SetTimeouts(next.Timeouts.Connect, idle, next.Timeouts.Queue)
+			l.cfg = lc
+			continue
+		}
+		l := &listener{cfg: lc, ln: fresh[key], lb: &tcplb.Balancer{
+			Name:           lc.Name,
+			Pool:           pool,
+			ConnectTimeout: next.Timeouts.Connect,
+			IdleTimeout:    idle,
+			QueueTimeout:   next.Timeouts.Queue,
+			Logger:         s.log,
+			AccessLog:      s.accessLog,
+		}}
+		s.listeners[key] = l
+		go s.serve(l)
+		s.log.Info("listening", "listener", lc.Name, "addr", l.ln.Addr().String(), "pool", lc.Pool,
+			"strategy", poolConfig(next, lc.Pool).Strategy, "backends", backendList(pool))
+	}
+	for key, l := range s.listeners {
+		if !kept[key] {
+			delete(s.listeners, key)
+			s.stopListener(l, next.Timeouts.Drain)
+		}
+	}
+
+	// Pools no longer named: stop their checks once the listeners that
+	// used them have let their connections go.
+	for name, p := range s.pools {
+		if !slices.ContainsFunc(next.Pools, func(pc config.Pool) bool { return pc.Name == name }) {
+			delete(s.pools, name)
+			go func() {
+				s.draining.Wait()
+				p.Close()
+			}()
+		}
+	}
+
+	// Admin: a new address replaced the old server; otherwise the running
+	// one sees the new pools and listeners.
+	if s.admin != nil && (next.Admin == nil || newAdmin != nil) {
+		s.admin.close()
+		s.admin = nil
+	}
+	if newAdmin != nil {
+		s.admin = newAdmin
+	}
+	s.cfg = next
+	if s.admin != nil {
+		s.admin.update(s.adminConfig())
+	}
+	return nil
+}
+
+// listenKey identifies a listener across reloads: its address, which
+// keeps its socket when it stays; with port 0, which stands for a new
+// port each time, its name and address.
+func listenKey(l config.Listener) string {
+	if _, port, _ := net.SplitHostPort(l.Listen); port == "0" {
+		return l.Name + "@" + l.Listen
+	}
+	return l.Listen
+}
+
+// serve runs l's balancer until it is stopped; a listener that fails on its
+// own stops the daemon.
+func (s *server) serve(l *listener) {
+	err := l.lb.Serve(l.ln)
+	if errors.Is(err, tcplb.ErrBalancerClosed) {
+		return
+	}
+	select {
+	case s.serveErr <- fmt.Errorf("listener %s: %v", l.cfg.Name, err):
+	default:
+	}
+}
+
+// stopListener closes l's socket at once and lets its connections finish
+// for up to drain, in the background.
+func (s *server) stopListener(l *listener, drain time.Duration) {
+	l.lb.StopAccepting()
+	s.log.Info("listener removed: no new connections; open ones may finish", "listener", l.cfg.Name, "addr", l.cfg.Listen, "drain", drain)
+	s.draining.Add(1)
+	go func() {
+		defer s.draining.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), drain)
+		defer cancel()
+		if err := l.lb.Shutdown(ctx); err != nil {
+			s.log.Warn("drain timeout: closed open connections", "listener", l.cfg.Name, "drain", drain)
+		}
+	}()
+}
+
+// poolPlan is what a pool is built or updated from: everything in it that
+// can fail is checked before apply binds or changes anything.
+type poolPlan struct {
+	strategy tcplb.Strategy
+	options  tcplb.PoolOptions
+	backends []*tcplb.Backend // fresh ones, for addresses a running pool lacks
+}
+
+func planPool(pc config.Pool, cfg *config.Config, log *slog.Logger) (poolPlan, error) {
+	var plan poolPlan
+	var err error
+	if pc.Strategy == "hash" && pc.HashBalanceFactor != 0 {
+		plan.strategy, err = tcplb.NewMaglev(pc.HashBalanceFactor)
+	} else {
+		plan.strategy, err = tcplb.NewStrategy(pc.Strategy)
+	}
+	if err != nil {
+		return plan, fmt.Errorf("pool %s: %v", pc.Name, err)
+	}
+	plan.options = poolOptions(pc, cfg.Timeouts.Drain, log)
+	if err := plan.options.Validate(); err != nil {
+		return plan, fmt.Errorf("pool %s: %v", pc.Name, err)
+	}
+	for _, bc := range pc.Backends {
+		b, err := tcplb.NewBackend(bc.Addr, bc.Weight)
+		if err != nil {
+			return plan, fmt.Errorf("pool %s: backend %s: %v", pc.Name, bc.Addr, err)
+		}
+		b.SetMaxConns(int64(bc.MaxConns))
+		plan.backends = append(plan.backends, b)
+	}
+	return plan, nil
+}
+
+func newPool(pc config.Pool, plan poolPlan) *tcplb.Pool {
+	p := tcplb.NewPool(pc.Name, plan.strategy, plan.backends...)
+	p.SetOptions(plan.options) // validated by planPool
+	return p
+}
+
+// updatePool brings a running pool to pc: backends that stay keep their
+// *Backend, with the new weight and limit; new ones are added (with slow
+// start, if set); removed ones drain.
+func (s *server) updatePool(p *tcplb.Pool, pc config.Pool, plan poolPlan) {
+	old := poolConfig(s.cfg, pc.Name)
+	if old.Strategy != pc.Strategy || old.HashBalanceFactor != pc.HashBalanceFactor {
+		p.SetStrategy(plan.strategy)
+	}
+	p.SetOptions(plan.options) // validated by planPool
+	var bs []*tcplb.Backend
+	for i, bc := range pc.Backends {
+		b := p.Backend(bc.Addr)
+		if b == nil {
+			b = plan.backends[i]
+		}
+		b.SetMaxConns(int64(bc.MaxConns))
+		bs = append(bs, b)
+	}
+	p.SetBackends(bs)
+	for _, bc := range pc.Backends {
+		if p.Backend(bc.Addr).Weight() != bc.Weight {
+			p.SetWeight(bc.Addr, bc.Weight)
+		}
+	}
+}
+
+func poolConfig(cfg *config.Config, name string) config.Pool {
+	for _, pc := range cfg.Pools {
+		if pc.Name == name {
+			return pc
+		}
+	}
+	return config.Pool{}
+}
+
+// poolOptions translates a pool's health settings. Drained and removed
+// backends get the same time to finish as connections get at shutdown.
+func poolOptions(p config.Pool, drain time.Duration, log *slog.Logger) tcplb.PoolOptions {
+	o := tcplb.PoolOptions{
+		SlowStart:    p.SlowStart,
+		DrainTimeout: drain,
+		Logger:       log,
+		Passive: tcplb.PassiveCheck{
+			MaxFails:           p.Passive.MaxFails,
+			FailWindow:         p.Passive.FailWindow,
+			Cooldown:           p.Passive.Cooldown,
+			MaxCooldown:        p.Passive.MaxCooldown,
+			MaxEjectionPercent: p.Passive.MaxEjectionPercent,
+		},
+	}
+	if p.AllDown == config.AllDownRefuse {
+		o.AllDown = tcplb.Refuse
+	}
+	if h := p.Health; h != nil {
+		o.Health = &tcplb.HealthCheck{
+			Interval: h.Interval,
+			Timeout:  h.Timeout,
+			Rise:     h.Rise,
+			Fall:     h.Fall,
+			Port:     h.Port,
+			Send:     h.Send,
+			Expect:   h.Expect,
+		}
+		if h.HTTP != nil {
+			o.Health.HTTP = &tcplb.HTTPCheck{Path: h.HTTP.Path, Host: h.HTTP.Host, Status: h.HTTP.Status}
+		}
+	}
+	return o
+}
+
+// reload re-reads the config file and applies it. A file that does not
+// parse or validate, or a socket that cannot be bound, leaves the running
+// configuration as it is; the error says why, with the key path.
+func (s *server) reload(path string) error {
+	s.reloads.Add(1)
+	next, err := config.Load(path)
+	if err == nil {
+		err = s.apply(next)
+	}
+	if err != nil {
+		s.reloadFailures.Add(1)
+		s.lastReloadOK.Store(false)
+		return err
+	}
+	s.lastReloadOK.Store(true)
+	return nil
+}
+
+// stopAccepting closes every listener; open connections go on.
+func (s *server) stopAccepting() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closing = true
+	for _, l := range s.listeners {
+		l.lb.StopAccepting()
+	}
+}
+
+// shutdown stops accepting, waits for open connections up to drain, closes
+// what is left, then stops the pools' checks and the admin listener.
+func (s *server) shutdown(drain time.Duration) {
+	s.stopAccepting()
+	s.mu.Lock()
+	listeners := make([]*listener, 0, len(s.listeners))
+	for _, l := range s.listeners {
+		listeners = append(listeners, l)
+	}
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, l := range listeners {
+		wg.Go(func() {
+			if err := l.lb.Shutdown(ctx); err != nil {
+				s.log.Warn("drain timeout: closed open connections", "listener", l.cfg.Name, "drain", drain)
+			}
+		})
+	}
+	wg.Wait()
+	s.draining.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range s.pools {
+		p.Close()
+	}
+	if s.admin != nil {
+		s.admin.close()
+	}
+}
+
+func backendList(p *tcplb.Pool) string {
+	var addrs []string
+	for _, b := range p.Backends() {
+		addrs = append(addrs, b.Addr())
+	}
+	return strings.Join(addrs, ",")
+}

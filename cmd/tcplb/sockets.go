@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// sockets hands out listening sockets and keeps track of them, so that a
+// binary upgrade can pass them to the new process. A socket comes, in this
+// order, from the process that started this one in an upgrade (matched by
+// the configured address, so "127.0.0.1:0" finds the port it got before),
+// from systemd socket activation (matched by the socket's address), or is
+// bound anew.
+type sockets struct {
+	mu        sync.Mutex
+	inherited map[string]*os.File     // from an upgrade, by key
+	activated []*os.File              // from systemd, not yet claimed
+	open      map[string]*netListener // in use, by key
+}
+
+// Environment of a process started by an upgrade: listenFdsEnv lists the
+// inherited sockets as "fd quoted-key" lines; readyFdEnv is the descriptor to
+// write "ready" to once serving.
+const (
+	listenFdsEnv = "TCPLB_LISTEN_FDS"
+	readyFdEnv   = "TCPLB_READY_FD"
+)
+
+// inheritSockets collects the sockets this process was started with, and
+// clears the environment variables that described them so that processes
+// it starts do not take them for theirs.
+func inheritSockets() (*sockets, error) {
+	s := &sockets{inherited: map[string]*os.File{}, open: map[string]*netListener{}}
+	if v, ok := os.LookupEnv(listenFdsEnv); ok {
+		os.Unsetenv(listenFdsEnv)
+		for line := range strings.Lines(v) {
+			fdStr, quoted, _ := strings.Cut(strings.TrimSpace(line), " ")
+			fd, err := strconv.Atoi(fdStr)
+			key, qerr := strconv.Unquote(quoted)
+			if err != nil || qerr != nil || fd < 3 {
+				return nil, fmt.Errorf("%s: bad entry %q", listenFdsEnv, line)
+			}
+			s.inherited[key] = os.NewFile(uintptr(fd), "listener "+key)
+		}
+	}
+	files, err := systemdSockets()
+	if err != nil {
+		return nil, err
+	}
+	s.activated = files
+	return s, nil
+}
+
+// listen returns a listening socket for the configured address addr,
+// known across upgrades as key.
+func (s *sockets) listen(key, addr string) (net.Listener, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.open[key] != nil {
+		return nil, fmt.Errorf("%s: already in use by this process", addr)
+	}
+	ln, err := s.claim(key, addr)
+	if err != nil {
+		return nil, err
+	}
+	if ln == nil {
+		// Keep-alive off on client connections too: the idle timeout
+		// closes connections whose peer has gone.
+		lc := net.ListenConfig{KeepAlive: -1}
+		if ln, err = lc.Listen(context.Background(), "tcp", addr); err != nil {
+			return nil, err
+		}
+	}
+	nl := &netListener{Listener: ln, s: s, key: key}
+	s.open[key] = nl
+	return nl, nil
+}
+
+// claim returns an inherited socket for key or addr, or nil.
+func (s *sockets) claim(key, addr string) (net.Listener, error) {
+	if f := s.inherited[key]; f != nil {
+		delete(s.inherited, key)
+		defer f.Close()
+		ln, err := net.FileListener(f)
+		if err != nil {
+			return nil, fmt.Errorf("inherited socket for %s: %v", addr, err)
+		}
+		return ln, nil
+	}
+	for i, f := range s.activated {
+		ln, err := net.FileListener(f)
+		if err != nil {
+			continue
+		}
+		if sameAddr(addr, ln.Addr()) {
+			s.activated = slices.Delete(s.activated, i, i+1)
+			f.Close()
+			return ln, nil
+		}
+		ln.Close()
+	}
+	return nil, nil
+}
+
+// sameAddr reports whether a socket bound to got serves the configured
+// address want: the same port, and the same IP, or any IP when want's host
+// is empty or unspecified.
+func sameAddr(want string, got net.Addr) bool {
+	host, port, err := net.SplitHostPort(want)
+	ga, ok := got.(*net.TCPAddr)
+	if err != nil || !ok || port != strconv.Itoa(ga.Port) {
+		return false
+	}
+	if host == "" {
+		return ga.IP.IsUnspecified()
+	}
+	ips, err := net.LookupIP(host)
+	if err != nil {
+		return false
+	}
+	return slices.ContainsFunc(ips, ga.IP.Equal)
+}
+
+// release closes what was inherited and not claimed by the configuration,
+// once the process serves.
+func (s *sockets) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for addr, f := range s.inherited {
+		f.Close()
+		delete(s.inherited, addr)
+	}
+	for _, f := range s.activated {
+		f.Close()
+	}
+	s.activated = nil
+}
+
+// files returns duplicates of the open sockets and the environment entry
+// that describes them to a process started with them as ExtraFiles (the
+// first becoming descriptor 3). The caller closes the files.
+func (s *sockets) files() ([]*os.File, string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var files []*os.File
+	var env strings.Builder
+	for key, nl := range s.open {
+		f, err := nl.file()
+		if err != nil {
+			for _, f := range files {
+				f.Close()
+			}
+			return nil, "", fmt.Errorf("socket %s: %v", key, err)
+		}
+		fmt.Fprintf(&env, "%d %s\n", 3+len(files), strconv.Quote(key))
+		files = append(files, f)
+	}
+	return files, env.String(), nil
+}
+
+// netListener is a listening socket that sockets forgets when it is closed,
+// so that an upgrade does not pass on a listener a reload removed. Accept
+// returns the inner listener's connections unchanged (*net.TCPConn, which
+// the splice path needs).
+type netListener struct {
+	net.Listener
+	s    *sockets
+	key  string
+	once sync.Once
+}
+
+func (l *netListener) Close() error {
+	l.once.Do(func() {
+		l.s.mu.Lock()
+		if l.s.open[l.key] == l {
+			delete(l.s.open, l.key)
+		}
+		l.s.mu.Unlock()
+	})
+	return l.Listener.Close()
+}
+
+func (l *netListener) file() (*os.File, error) {
+	tl, ok := l.Listener.(*net.TCPListener)
+	if !ok {
+		return nil, fmt.Errorf("%T cannot be passed on", l.Listener)
+	}
+	return tl.File()
+}
