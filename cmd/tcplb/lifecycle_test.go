@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -176,7 +177,7 @@ func TestReloadUnderLoad(t *testing.T) {
 		if withSecond {
 			cfg += fmt.Sprintf("  - {name: second, listen: %q, pool: app}\n", second)
 		}
-		return cfg + fmt.Sprintf("pools: [{name: app, backends: [%s]}]\ntimeouts: {drain: 5s}\n", strings.Join(addrs, ", "))
+		return cfg + fmt.Sprintf("pools: [{name: app, backends: [%s]}]\ntimeouts: {drain: 5s}\nadmin: {listen: \"127.0.0.1:0\"}\n", strings.Join(addrs, ", "))
 	}
 	path := filepath.Join(t.TempDir(), "tcplb.yaml")
 	writeConfig(t, path, configFor([]string{"b1", "b2"}, false))
@@ -263,6 +264,21 @@ func TestReloadUnderLoad(t *testing.T) {
 		t.Errorf("%d connections started after a reload reached the backend it removed", wrong)
 	}
 	t.Logf("reload under load: %d connections attempted, %d served, %d failed; %d reloads done, %d refused", ld.started.Load(), len(ld.served), len(ld.failed), okReloads, failedReloads)
+
+	// The admin listener stayed (same address), and counts the reloads.
+	metrics := get(t, "http://"+d.waitLog(t, "admin listening", 1)["addr"].(string)+"/metrics")
+	for _, want := range []string{
+		fmt.Sprintf(`tcplb_reloads_total{result="success"} %d`, okReloads),
+		`tcplb_reloads_total{result="failure"} 1`,
+		"tcplb_config_last_reload_successful 1",
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if n := len(d.records("admin listening")); n != 1 {
+		t.Errorf("admin listener started %d times, want once (kept across reloads)", n)
+	}
 	d.stop(t)
 }
 
@@ -348,5 +364,69 @@ timeouts: {drain: 10s}
 	}
 	if _, err := os.Stat(pidFile); !os.IsNotExist(err) {
 		t.Errorf("pid file after the new process stopped: %v, want removed", err)
+	}
+}
+
+func TestSystemdNotifyAndSocketActivation(t *testing.T) {
+	dir := t.TempDir()
+	notify, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: filepath.Join(dir, "notify.sock"), Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer notify.Close()
+	next := func(want string) string {
+		t.Helper()
+		notify.SetReadDeadline(time.Now().Add(testDeadline))
+		buf := make([]byte, 512)
+		n, err := notify.Read(buf)
+		if err != nil || !strings.HasPrefix(string(buf[:n]), want) {
+			t.Fatalf("sd_notify message = %q, %v; want one starting %q", buf[:n], err, want)
+		}
+		return string(buf[:n])
+	}
+
+	// The socket systemd would have bound: tcplb must use it, since
+	// binding the address itself would fail while it is open.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeFile(t, "tcplb.yaml", fmt.Sprintf(`
+listeners: [{listen: %q}]
+pools: [{name: app, backends: [%q]}]
+`, ln.Addr(), backendServer(t, "b1")))
+	// sh sets LISTEN_PID to its own pid, which exec hands to tcplb, as
+	// systemd sets it in the child it forks.
+	cmd := exec.Command("sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`, binary, "-config", cfg, "-log-format", "json")
+	cmd.ExtraFiles = []*os.File{f}
+	cmd.Env = append(os.Environ(), "LISTEN_FDS=1", "NOTIFY_SOCKET="+notify.LocalAddr().String())
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	f.Close()
+
+	if got, want := next("READY=1"), fmt.Sprintf("READY=1\nMAINPID=%d", cmd.Process.Pid); got != want {
+		t.Errorf("first notification %q, want %q", got, want)
+	}
+	ln.Close() // tcplb holds its own descriptor of the socket
+	if who := greeting(t, ln.Addr().String()); who != "b1" {
+		t.Errorf("through the activated socket: answered by %q, want b1", who)
+	}
+	cmd.Process.Signal(syscall.SIGHUP)
+	if got := next("RELOADING=1\nMONOTONIC_USEC="); len(got) < len("RELOADING=1\nMONOTONIC_USEC=1") {
+		t.Errorf("reload notification %q lacks the time", got)
+	}
+	next("READY=1")
+	cmd.Process.Signal(syscall.SIGTERM)
+	next("STOPPING=1")
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("tcplb exited with %v; log:\n%s", err, stderr.String())
 	}
 }

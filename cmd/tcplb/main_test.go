@@ -114,6 +114,19 @@ func (d *daemon) waitLog(t *testing.T, msg string, n int) map[string]any {
 	}
 }
 
+// records returns the log records with message msg so far.
+func (d *daemon) records(msg string) []map[string]any {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []map[string]any
+	for _, rec := range d.lines {
+		if rec["msg"] == msg {
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
 // listenAddr returns the address of the listener named name.
 func (d *daemon) listenAddr(t *testing.T, n int) string {
 	t.Helper()

@@ -160,15 +160,14 @@ func (s *server) apply(next *config.Config) error {
 		}
 	}
 
-	// Pools no longer named: stop their checks once the listeners that
-	// used them have let their connections go.
+	// Pools no longer named: their backends drain like removed ones
+	// (open connections end within timeouts.drain), and their checks stop.
 	for name, p := range s.pools {
 		if !slices.ContainsFunc(next.Pools, func(pc config.Pool) bool { return pc.Name == name }) {
 			delete(s.pools, name)
-			go func() {
-				s.draining.Wait()
-				p.Close()
-			}()
+			p.SetOptions(tcplb.PoolOptions{DrainTimeout: next.Timeouts.Drain, Logger: s.log})
+			p.SetBackends(nil)
+			p.Close()
 		}
 	}
 
