@@ -60,7 +60,64 @@ type Listener struct {
 
 	// Pool is the name of the pool to forward connections to. It may be
 	// empty when there is exactly one pool, which Parse then fills in.
+	// With SNIRoutes it is the pool of connections that match no route.
 	Pool string `yaml:"pool"`
+
+	// ProxyProtocol, if set, reads a PROXY protocol header (v1 or v2)
+	// from connections whose peer is in Trusted: "accept" requires one
+	// from them, "optional" lets them omit it. A connection from a peer
+	// not in Trusted that sends a header is closed. Empty (default): no
+	// headers are read.
+	ProxyProtocol string `yaml:"proxy_protocol"`
+
+	// Trusted are the CIDRs (or single addresses, see ParsePrefix) of the
+	// upstreams allowed to send PROXY headers. Required with ProxyProtocol,
+	// and an error without it.
+	Trusted []string `yaml:"trusted"`
+
+	// Allow, if not empty, admits only clients in these CIDRs; Deny
+	// refuses clients in these, before Allow is looked at. Clients are
+	// refused before any backend is dialled. With ProxyProtocol the
+	// address checked is the one the header carries.
+	Allow []string `yaml:"allow"`
+	Deny  []string `yaml:"deny"`
+
+	// MaxConns is the most connections the listener holds at once; 0
+	// (default) is no limit. Beyond it, new clients wait up to
+	// timeouts.queue, then are closed.
+	MaxConns int `yaml:"max_conns"`
+
+	// MaxConnsPerSource is the most connections one client address may
+	// hold at once; 0 (default) is no limit.
+	MaxConnsPerSource int `yaml:"max_conns_per_source"`
+
+	// RatePerSource is how many new connections per second one client
+	// address may open, with bursts of BurstPerSource (default: the rate,
+	// at least 1); 0 (default) is no limit. BurstPerSource without it is
+	// an error.
+	RatePerSource  float64 `yaml:"rate_per_source"`
+	BurstPerSource int     `yaml:"burst_per_source"`
+
+	// SNIRoutes route TLS connections by the server name of their
+	// ClientHello, which is read without being consumed (the backend gets
+	// every byte; no TLS is terminated): exact names first, then
+	// wildcards "*.example.com" (one label). Connections with no
+	// ClientHello, no name or no match go to Pool, or are closed if
+	// SNIFallback is "close".
+	SNIRoutes []SNIRoute `yaml:"sni_routes"`
+
+	// SNIFallback is "pool" (default: the listener's Pool) or "close",
+	// which requires SNIRoutes.
+	SNIFallback string `yaml:"sni_fallback"`
+}
+
+// SNIRoute sends the connections for a server name to a pool. ServerName
+// is a host name ("a.example.com") or a wildcard for one more label
+// ("*.example.com"), compared case-insensitively and without a trailing
+// dot; no two routes of a listener may have the same. Both are required.
+type SNIRoute struct {
+	ServerName string `yaml:"server_name"`
+	Pool       string `yaml:"pool"`
 }
 
 // Pool is a named set of backends and the strategy that picks among them.
@@ -107,6 +164,12 @@ type Pool struct {
 	// MaxFails 0 turns them off, and so does the zero Passive of a Pool
 	// built in Go.
 	Passive Passive `yaml:"passive"`
+
+	// ProxyProtocol, if "v1" or "v2", sends a PROXY protocol header with
+	// the client's address (the one a trusted upstream's header carried,
+	// if any) to the backend before any client byte. Empty (default): no
+	// header.
+	ProxyProtocol string `yaml:"proxy_protocol"`
 
 	// Backends are the servers of the pool. At least one is required, and
 	// no address may appear twice. In YAML a backend may be written as just
@@ -244,6 +307,16 @@ type Timeouts struct {
 	// backend of its pool is at its Backend.MaxConns. 0, the default,
 	// closes the client's connection at once; it must not be negative.
 	Queue time.Duration `yaml:"queue"`
+
+	// ProxyHeader bounds how long a trusted upstream may take to send its
+	// whole PROXY header; a slower one is closed. It defaults to 3s, as
+	// the PROXY protocol spec advises, and must be positive.
+	ProxyHeader time.Duration `yaml:"proxy_header"`
+
+	// ClientHello bounds how long a client of a listener with SNIRoutes
+	// may take to send its whole TLS ClientHello. It defaults to 5s and
+	// must be positive.
+	ClientHello time.Duration `yaml:"client_hello"`
 }
 
 // Defaults. Queue, SlowStart, MaxConns and the Health Timeout and Port
@@ -252,6 +325,9 @@ const (
 	defaultConnect = 5 * time.Second
 	defaultIdle    = time.Hour
 	defaultDrain   = 30 * time.Second
+
+	defaultProxyHeader = 3 * time.Second
+	defaultClientHello = 5 * time.Second
 
 	defaultHealthInterval = 2 * time.Second
 	defaultHealthRise     = 2
@@ -276,6 +352,7 @@ func Default() *Config {
 		Pools:     []Pool{{Name: "default"}},
 	}
 	c.setDefaults()
+	c.Listeners[0].setDefaults()
 	p := &c.Pools[0]
 	p.setDefaults()
 	for _, addr := range []string{"127.0.0.1:3001", "127.0.0.1:3002", "127.0.0.1:3003"} {
@@ -296,7 +373,8 @@ func Default() *Config {
 func (c *Config) setDefaults() { c.Timeouts.setDefaults() }
 
 func (t *Timeouts) setDefaults() {
-	*t = Timeouts{Connect: defaultConnect, Idle: defaultIdle, Drain: defaultDrain}
+	*t = Timeouts{Connect: defaultConnect, Idle: defaultIdle, Drain: defaultDrain,
+		ProxyHeader: defaultProxyHeader, ClientHello: defaultClientHello}
 }
 
 func (p *Pool) setDefaults() {
@@ -326,6 +404,26 @@ func (h *HTTPHealth) setDefaults() { h.Path = defaultHTTPPath }
 func (a *Admin) setDefaults() { a.Listen = DefaultAdminListen }
 
 func (b *Backend) setDefaults() { b.Weight = 1 }
+
+func (l *Listener) setDefaults() { l.SNIFallback = SNIFallbackPool }
+
+// SNIFallback values.
+const (
+	SNIFallbackPool  = "pool"
+	SNIFallbackClose = "close"
+)
+
+// Pool ProxyProtocol values.
+const (
+	ProxyV1 = "v1"
+	ProxyV2 = "v2"
+)
+
+// Listener ProxyProtocol values.
+const (
+	ProxyAccept   = "accept"
+	ProxyOptional = "optional"
+)
 
 // decodeScalar lets a backend be written as just its address.
 func (b *Backend) decodeScalar(s string) error {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"math"
 	"reflect"
 	"strconv"
 	"strings"
@@ -17,8 +18,8 @@ import (
 //
 // It handles structs, whose keys are the names in their `yaml:"name"` field
 // tags (fields without one are not configurable), slices, pointers,
-// strings, booleans, integers and time.Duration. Adding a key to the
-// configuration is adding a field to its struct.
+// strings, booleans, integers, floats and time.Duration. Adding a key to
+// the configuration is adding a field to its struct.
 //
 // Defaults are set before decoding, so that the keys present override them
 // and null keeps them. A new list element or pointer target gets its
@@ -163,6 +164,8 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		d.decodeInt(n, v, path)
+	case reflect.Float32, reflect.Float64:
+		d.decodeFloat(n, v, path)
 	default:
 		// A configuration type the decoder does not handle: a bug, not a
 		// problem in the file, but an error is kinder than a panic.
@@ -357,12 +360,8 @@ func (d *decoder) decodeInt(n *yaml.Node, v reflect.Value, path string) {
 		d.mismatch(n, path, "an integer")
 		return
 	}
-	// Decimal unless prefixed, as in YAML 1.2: 010 is ten, not eight.
 	s := strings.ReplaceAll(n.Value, "_", "")
-	base := 10
-	if t := strings.TrimLeft(s, "+-"); len(t) > 2 && t[0] == '0' && strings.ContainsRune("xXoObB", rune(t[1])) {
-		base = 0
-	}
+	base := intBase(s)
 	var err error
 	if v.CanInt() {
 		var i int64
@@ -380,6 +379,61 @@ func (d *decoder) decodeInt(n *yaml.Node, v reflect.Value, path string) {
 		d.errorf(n, path, "%s: integer out of range", formatScalar(n))
 	case err != nil:
 		d.mismatch(n, path, "an integer")
+	}
+}
+
+// intBase returns the base to parse the integer s in, as strconv.ParseInt
+// takes it: 10 unless s has a prefix, as in YAML 1.2: 010 is ten, not
+// eight. 0x10, 0o10 and 0b10 are 16, 8 and 2.
+func intBase(s string) int {
+	if t := strings.TrimLeft(s, "+-"); len(t) > 2 && t[0] == '0' && strings.ContainsRune("xXoObB", rune(t[1])) {
+		return 0
+	}
+	return 10
+}
+
+// decodeFloat decodes a number: an integer in any form decodeInt takes, a
+// decimal such as 0.5 or 1e3, or one of YAML's .inf, -.inf and .nan, which
+// it leaves to validation to reject.
+func (d *decoder) decodeFloat(n *yaml.Node, v reflect.Value, path string) {
+	tag := n.ShortTag()
+	if n.Kind == yaml.ScalarNode && tag == strTag && n.Style == 0 {
+		// The YAML parser takes a plain number too large for a float64,
+		// such as 1e400, as a string.
+		if _, err := strconv.ParseFloat(n.Value, 64); errors.Is(err, strconv.ErrRange) {
+			d.errorf(n, path, "%s: number out of range", quoteIfNeeded(n.Value))
+			return
+		}
+	}
+	if n.Kind != yaml.ScalarNode || tag != intTag && tag != floatTag {
+		d.mismatch(n, path, "a number")
+		return
+	}
+	s := strings.ReplaceAll(n.Value, "_", "")
+	var f float64
+	var err error
+	switch t := strings.TrimLeft(s, "+-"); {
+	case strings.EqualFold(t, ".inf"):
+		f = math.Inf(1)
+		if strings.HasPrefix(s, "-") {
+			f = math.Inf(-1)
+		}
+	case strings.EqualFold(t, ".nan"):
+		f = math.NaN()
+	case intBase(s) == 0: // 0x10: not a Go float literal without an exponent
+		var i int64
+		i, err = strconv.ParseInt(s, 0, 64)
+		f = float64(i)
+	default:
+		f, err = strconv.ParseFloat(s, v.Type().Bits())
+	}
+	switch {
+	case errors.Is(err, strconv.ErrRange):
+		d.errorf(n, path, "%s: number out of range", formatScalar(n))
+	case err != nil:
+		d.mismatch(n, path, "a number")
+	default:
+		v.SetFloat(f)
 	}
 }
 

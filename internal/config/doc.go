@@ -6,6 +6,18 @@
 //	  - name: main                 # optional, defaults to the listen address
 //	    listen: 127.0.0.1:8080     # host:port; empty host = all interfaces
 //	    pool: app                  # optional when there is exactly one pool
+//	    proxy_protocol: accept     # read PROXY headers (v1, v2): accept or optional
+//	    trusted: [10.0.0.0/8]      # who may send them; required with proxy_protocol
+//	    allow: [0.0.0.0/0, "::/0"] # CIDRs or addresses; optional, default all
+//	    deny: [192.0.2.0/24]       # refused even if allowed; optional
+//	    max_conns: 10000           # open at once; default 0: unlimited
+//	    max_conns_per_source: 100  # per client address; default 0: unlimited
+//	    rate_per_source: 2.5       # new connections per second; default 0: unlimited
+//	    burst_per_source: 10       # with rate_per_source; default: the rate, >= 1
+//	    sni_routes:                # optional: route TLS by server name, no decryption
+//	      - server_name: a.example # or *.a.example (one label); any case
+//	        pool: web              # required
+//	    sni_fallback: pool         # no name or no match: pool (default) or close
 //	pools:                         # at least one
 //	  - name: app                  # required, unique
 //	    strategy: round-robin      # optional, default round-robin
@@ -30,6 +42,7 @@
 //	      cooldown: 10s            # first ejection; doubles on each repeat
 //	      max_cooldown: 5m         # cap of the doubling; >= cooldown
 //	      max_ejection_percent: 50 # most of the pool ejected at once; 1 to 100
+//	    proxy_protocol: v2         # send backends a PROXY header: v1 or v2; default none
 //	    backends:                  # at least one
 //	      - addr: 127.0.0.1:3001   # required
 //	        weight: 2              # 1 to 256, default 1
@@ -40,16 +53,20 @@
 //	  idle: 1h                     # default 1h; 0 disables
 //	  drain: 30s                   # default 30s; also for removed backends
 //	  queue: 1s                    # wait when all backends are at max_conns; default 0
+//	  proxy_header: 3s             # to receive a whole PROXY header; default 3s
+//	  client_hello: 5s             # to receive a whole TLS ClientHello; default 5s
 //	admin:                         # optional: metrics, JSON API, dashboard; absent: off
 //	  listen: 127.0.0.1:9090       # default; not on loopback requires a token
 //	  token: s3cret                # optional: "Authorization: Bearer s3cret" on /api/
 //	  protect_metrics: false       # true: /metrics needs the token too
 //
 // Durations use Go syntax ("1m30s"); a bare number other than 0 is rejected
-// so that "idle: 30" is not silently taken as 30 nanoseconds. A key given
-// as null (~, or nothing after the colon) keeps its default. Anchors,
-// aliases and merge keys (<<) work as in YAML; unknown keys, duplicate keys
-// and values of the wrong type are errors.
+// so that "idle: 30" is not silently taken as 30 nanoseconds. In trusted,
+// allow and deny, a CIDR must have no host bits set ("10.0.0.1/8" is an
+// error suggesting 10.0.0.0/8) and a bare address stands for itself alone,
+// a /32 or a /128. A key given as null (~, or nothing after the colon)
+// keeps its default. Anchors, aliases and merge keys (<<) work as in YAML;
+// unknown keys, duplicate keys and values of the wrong type are errors.
 //
 // Parse and Load report every problem they find, not just the first, as
 // errors joined with errors.Join. Each is an *Error and prints on one line

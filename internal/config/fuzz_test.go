@@ -41,6 +41,19 @@ func FuzzParse(f *testing.F) {
 	} {
 		f.Add([]byte(okListeners + pools))
 	}
+	// The edge keys: PROXY protocol, access lists, limits, SNI routes and
+	// their timeouts, in the same kinds of forms, and numbers as floats.
+	for _, listeners := range []string{
+		"listeners: [{listen: \":1\", proxy_protocol: accept, trusted: &t [10.0.0.0/8, \"::1\"], allow: *t, deny: [192.0.2.1]}]\n",
+		"listeners: [{listen: \":1\", proxy_protocol: optional, trusted: [\"2001:db8::/32\"], allow: [], deny: ~}]\n",
+		"listeners: [{listen: \":1\", max_conns: 1, max_conns_per_source: 0x10, rate_per_source: .5, burst_per_source: 1_0}]\n",
+		"listeners: [{listen: \":1\", rate_per_source: -.inf}, {listen: \":2\", rate_per_source: .NaN}, {listen: \":3\", rate_per_source: 1e308}]\n",
+		"listeners: [{listen: \":1\", sni_routes: [{server_name: A.Example., pool: p}, {server_name: \"*.a.example\", pool: p}], sni_fallback: close}]\n",
+		"listeners:\n  - &l {listen: \":1\", sni_routes: &r [{server_name: a, pool: p}], trusted: [\"10.0.0.1/8\"]}\n  - <<: *l\n    listen: \":2\"\n    sni_routes: [{<<: *r, pool: q}]\n",
+		"listeners: [{listen: \":1\", sni_routes: [{server_name: \"\\u212a.example\"}, {server_name: \"*\"}, {pool: ~}], sni_fallback: ~}]\n",
+	} {
+		f.Add([]byte(listeners + "pools: [{name: p, proxy_protocol: v2, backends: [a:1]}]\ntimeouts: {proxy_header: 1ms, client_hello: ~}\n"))
+	}
 
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse(data)
@@ -69,10 +82,32 @@ func FuzzParse(f *testing.F) {
 		if len(c.Listeners) == 0 || len(c.Pools) == 0 {
 			t.Fatalf("Parse(%q) = %+v, nil, want at least one listener and pool", data, *c)
 		}
+		hasPool := func(name string) bool {
+			return slices.ContainsFunc(c.Pools, func(p Pool) bool { return p.Name == name })
+		}
 		for _, l := range c.Listeners {
-			if l.Name == "" || !slices.ContainsFunc(c.Pools, func(p Pool) bool { return p.Name == l.Pool }) {
+			if l.Name == "" || !hasPool(l.Pool) {
 				t.Fatalf("Parse(%q) = %+v, nil, want listeners named and with a pool", data, *c)
 			}
+			// What the daemon builds its edge from must hold.
+			for _, list := range [][]string{l.Trusted, l.Allow, l.Deny} {
+				for _, s := range list {
+					if p, err := ParsePrefix(s); err != nil || !p.IsValid() || p != p.Masked() || p.Addr().Is4In6() {
+						t.Fatalf("Parse(%q) = %+v, nil, with prefix %q: ParsePrefix = %v, %v", data, *c, s, p, err)
+					}
+				}
+			}
+			if (l.ProxyProtocol != "") != (len(l.Trusted) > 0) || l.RatePerSource < 0 || l.RatePerSource != l.RatePerSource {
+				t.Fatalf("Parse(%q) = %+v, nil, with a bad PROXY protocol or rate", data, *c)
+			}
+			for _, r := range l.SNIRoutes {
+				if !hasPool(r.Pool) || !validServerName(serverNameKey(r.ServerName)) {
+					t.Fatalf("Parse(%q) = %+v, nil, with a bad SNI route %+v", data, *c, r)
+				}
+			}
+		}
+		if c.Timeouts.ProxyHeader <= 0 || c.Timeouts.ClientHello <= 0 {
+			t.Fatalf("Parse(%q) = %+v, nil, with a timeout that is not positive", data, *c)
 		}
 		// Pools do not share health settings, even through aliases, so
 		// that changing one pool's does not change another's.

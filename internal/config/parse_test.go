@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-var defaultTimeouts = Timeouts{Connect: 5 * time.Second, Idle: time.Hour, Drain: 30 * time.Second}
+var defaultTimeouts = Timeouts{Connect: 5 * time.Second, Idle: time.Hour, Drain: 30 * time.Second, ProxyHeader: 3 * time.Second, ClientHello: 5 * time.Second}
 
 var defaultPassive = Passive{MaxFails: 3, FailWindow: 10 * time.Second, Cooldown: 10 * time.Second, MaxCooldown: 5 * time.Minute, MaxEjectionPercent: 50}
 
@@ -45,7 +45,7 @@ timeouts:
   drain: 30s
 `,
 		want: &Config{
-			Listeners: []Listener{{Name: "main", Listen: "127.0.0.1:8080", Pool: "app"}},
+			Listeners: []Listener{{Name: "main", Listen: "127.0.0.1:8080", Pool: "app", SNIFallback: "pool"}},
 			Pools: []Pool{{
 				Name:     "app",
 				Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive,
@@ -65,7 +65,7 @@ pools:
       - addr: 127.0.0.1:3001
 `,
 		want: &Config{
-			Listeners: []Listener{{Name: ":8080", Listen: ":8080", Pool: "app"}},
+			Listeners: []Listener{{Name: ":8080", Listen: ":8080", Pool: "app", SNIFallback: "pool"}},
 			Pools:     []Pool{{Name: "app", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{{Addr: "127.0.0.1:3001", Weight: 1}}}},
 			Timeouts:  defaultTimeouts,
 		},
@@ -83,7 +83,7 @@ pools:
       - backend.example:3004
 `,
 		want: &Config{
-			Listeners: []Listener{{Name: "127.0.0.1:8080", Listen: "127.0.0.1:8080", Pool: "app"}},
+			Listeners: []Listener{{Name: "127.0.0.1:8080", Listen: "127.0.0.1:8080", Pool: "app", SNIFallback: "pool"}},
 			Pools: []Pool{{Name: "app", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{
 				{Addr: "127.0.0.1:3001", Weight: 1}, {Addr: "127.0.0.1:3002", Weight: 5}, {Addr: "[::1]:3003", Weight: 1}, {Addr: "backend.example:3004", Weight: 1},
 			}}},
@@ -103,9 +103,9 @@ pools:
 `,
 		want: &Config{
 			Listeners: []Listener{
-				{Name: "a", Listen: "[::1]:0", Pool: "two"},
-				{Name: "b", Listen: "[::1]:0", Pool: "one"},
-				{Name: "0.0.0.0:65535", Listen: "0.0.0.0:65535", Pool: "one"},
+				{Name: "a", Listen: "[::1]:0", Pool: "two", SNIFallback: "pool"},
+				{Name: "b", Listen: "[::1]:0", Pool: "one", SNIFallback: "pool"},
+				{Name: "0.0.0.0:65535", Listen: "0.0.0.0:65535", Pool: "one", SNIFallback: "pool"},
 			},
 			Pools: []Pool{
 				{Name: "one", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{{Addr: "a:1", Weight: 1}}},
@@ -129,7 +129,7 @@ timeouts:
   # all commented out
 `,
 		want: &Config{
-			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "app"}},
+			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "app", SNIFallback: "pool"}},
 			Pools: []Pool{{Name: "app", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{
 				{Addr: "a:1", Weight: 1}, {Addr: "a:2", Weight: 1},
 			}}},
@@ -144,9 +144,9 @@ pools: [{name: p, backends: [a:1]}]
 timeouts: {connect: 1m30s, idle: 0, drain: 0s}
 `,
 		want: &Config{
-			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "p"}},
+			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "p", SNIFallback: "pool"}},
 			Pools:     []Pool{{Name: "p", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{{Addr: "a:1", Weight: 1}}}},
-			Timeouts:  Timeouts{Connect: 90 * time.Second, Idle: 0, Drain: 0},
+			Timeouts:  Timeouts{Connect: 90 * time.Second, Idle: 0, Drain: 0, ProxyHeader: 3 * time.Second, ClientHello: 5 * time.Second},
 		},
 	},
 	{
@@ -158,9 +158,9 @@ timeouts:
   idle: 10m
 `,
 		want: &Config{
-			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "p"}},
+			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "p", SNIFallback: "pool"}},
 			Pools:     []Pool{{Name: "p", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{{Addr: "a:1", Weight: 1}}}},
-			Timeouts:  Timeouts{Connect: 5 * time.Second, Idle: 10 * time.Minute, Drain: 30 * time.Second},
+			Timeouts:  Timeouts{Connect: 5 * time.Second, Idle: 10 * time.Minute, Drain: 30 * time.Second, ProxyHeader: 3 * time.Second, ClientHello: 5 * time.Second},
 		},
 	},
 	{
@@ -170,7 +170,7 @@ listeners: [{listen: ":1"}]
 pools: [{name: p, backends: [{addr: a:1, weight: 010}, {addr: a:2, weight: 0x10}, {addr: a:3, weight: +2}, {addr: a:4, weight: 1_0}]}]
 `,
 		want: &Config{
-			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "p"}},
+			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "p", SNIFallback: "pool"}},
 			Pools: []Pool{{Name: "p", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{
 				{Addr: "a:1", Weight: 10}, {Addr: "a:2", Weight: 16}, {Addr: "a:3", Weight: 2}, {Addr: "a:4", Weight: 10},
 			}}},
@@ -184,7 +184,7 @@ listeners: [{listen: ":1", name: 1.10, pool: 2024}]
 pools: [{name: 2024, backends: [a:1]}]
 `,
 		want: &Config{
-			Listeners: []Listener{{Name: "1.10", Listen: ":1", Pool: "2024"}},
+			Listeners: []Listener{{Name: "1.10", Listen: ":1", Pool: "2024", SNIFallback: "pool"}},
 			Pools:     []Pool{{Name: "2024", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{{Addr: "a:1", Weight: 1}}}},
 			Timeouts:  defaultTimeouts,
 		},
@@ -208,7 +208,7 @@ pools:
     backends: *bs
 `,
 		want: &Config{
-			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "a"}, {Name: ":2", Listen: ":2", Pool: "a"}},
+			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "a", SNIFallback: "pool"}, {Name: ":2", Listen: ":2", Pool: "a", SNIFallback: "pool"}},
 			Pools: []Pool{
 				{Name: "a", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{{Addr: "x:1", Weight: 1}, {Addr: "x:2", Weight: 2}}},
 				{Name: "b", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{{Addr: "x:1", Weight: 1}, {Addr: "x:2", Weight: 2}}},
@@ -228,7 +228,7 @@ pools:
   - {name: other, strategy: least-conn, hash_balance_factor: ~, backends: [a:1]}
 `,
 		want: &Config{
-			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "bounded"}},
+			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "bounded", SNIFallback: "pool"}},
 			Pools: []Pool{
 				{Name: "bounded", Strategy: "hash", AllDown: "fail-open", Passive: defaultPassive, HashBalanceFactor: 125, Backends: []Backend{{Addr: "a:1", Weight: 1}, {Addr: "a:2", Weight: 1}}},
 				{Name: "plain", Strategy: "hash", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{{Addr: "a:1", Weight: 1}}},
@@ -272,7 +272,7 @@ timeouts:
   queue: 250ms
 `,
 		want: &Config{
-			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "tcp"}},
+			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "tcp", SNIFallback: "pool"}},
 			Pools: []Pool{
 				{
 					Name: "tcp", Strategy: "least-conn", AllDown: "refuse", SlowStart: time.Minute,
@@ -296,7 +296,7 @@ timeouts:
 					Backends: []Backend{{Addr: "b:1", Weight: 1}},
 				},
 			},
-			Timeouts: Timeouts{Connect: 5 * time.Second, Idle: time.Hour, Drain: 30 * time.Second, Queue: 250 * time.Millisecond},
+			Timeouts: Timeouts{Connect: 5 * time.Second, Idle: time.Hour, Drain: 30 * time.Second, Queue: 250 * time.Millisecond, ProxyHeader: 3 * time.Second, ClientHello: 5 * time.Second},
 		},
 	},
 	{
@@ -317,7 +317,7 @@ pools:
     backends: [a:1]
 `,
 		want: &Config{
-			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "absent"}},
+			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "absent", SNIFallback: "pool"}},
 			Pools: []Pool{
 				{Name: "absent", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{{Addr: "a:1", Weight: 1}}},
 				{Name: "nulls", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{{Addr: "a:1", Weight: 1}}},
@@ -344,7 +344,7 @@ pools:
   - {name: off-bad, passive: {max_fails: 0, cooldown: 0s, max_cooldown: -1s, max_ejection_percent: 0}, backends: [a:1]}
 `,
 		want: &Config{
-			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "off"}},
+			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "off", SNIFallback: "pool"}},
 			Pools: []Pool{
 				{
 					Name: "off", Strategy: "round-robin", AllDown: "fail-open",
@@ -389,7 +389,7 @@ pools:
     health: {http: {host: h}}
 `,
 		want: &Config{
-			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "a"}},
+			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "a", SNIFallback: "pool"}},
 			Pools: []Pool{
 				{Name: "a", Strategy: "round-robin", AllDown: "fail-open", Health: mergedHealth, Passive: mergedPassive, Backends: []Backend{{Addr: "x:1", Weight: 1}}},
 				{Name: "b", Strategy: "round-robin", AllDown: "fail-open", Health: mergedHealth, Passive: mergedPassive, Backends: []Backend{{Addr: "x:1", Weight: 1}}},
@@ -425,9 +425,134 @@ pools: [{name: p, backends: [a:1]}]
 ...
 `,
 		want: &Config{
-			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "p"}},
+			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "p", SNIFallback: "pool"}},
 			Pools:     []Pool{{Name: "p", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{{Addr: "a:1", Weight: 1}}}},
 			Timeouts:  defaultTimeouts,
+		},
+	},
+	{
+		name: "edge keys",
+		in: `
+listeners:
+  - name: edge
+    listen: ":443"
+    pool: web
+    proxy_protocol: accept
+    trusted: [10.0.0.0/8, 192.0.2.7, "2001:db8::/32", "::1"]
+    allow: [0.0.0.0/0, "::/0"]
+    deny: [10.9.0.0/16, "2001:db8:bad::/48"]
+    max_conns: 10000
+    max_conns_per_source: 50
+    rate_per_source: 2.5
+    burst_per_source: 10
+    sni_routes:
+      - {server_name: api.example.com, pool: api}
+      - {server_name: "*.Example.COM.", pool: web}
+    sni_fallback: close
+  - {listen: ":80", pool: web, proxy_protocol: optional, trusted: [127.0.0.1]}
+pools:
+  - {name: web, proxy_protocol: v1, backends: [a:1]}
+  - {name: api, proxy_protocol: v2, backends: [b:1]}
+timeouts: {proxy_header: 1s, client_hello: 250ms}
+`,
+		want: &Config{
+			Listeners: []Listener{
+				{
+					Name: "edge", Listen: ":443", Pool: "web",
+					ProxyProtocol: "accept", Trusted: []string{"10.0.0.0/8", "192.0.2.7", "2001:db8::/32", "::1"},
+					Allow: []string{"0.0.0.0/0", "::/0"}, Deny: []string{"10.9.0.0/16", "2001:db8:bad::/48"},
+					MaxConns: 10000, MaxConnsPerSource: 50, RatePerSource: 2.5, BurstPerSource: 10,
+					SNIRoutes:   []SNIRoute{{ServerName: "api.example.com", Pool: "api"}, {ServerName: "*.Example.COM.", Pool: "web"}},
+					SNIFallback: "close",
+				},
+				{Name: ":80", Listen: ":80", Pool: "web", ProxyProtocol: "optional", Trusted: []string{"127.0.0.1"}, SNIFallback: "pool"},
+			},
+			Pools: []Pool{
+				{Name: "web", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, ProxyProtocol: "v1", Backends: []Backend{{Addr: "a:1", Weight: 1}}},
+				{Name: "api", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, ProxyProtocol: "v2", Backends: []Backend{{Addr: "b:1", Weight: 1}}},
+			},
+			Timeouts: Timeouts{Connect: 5 * time.Second, Idle: time.Hour, Drain: 30 * time.Second, ProxyHeader: time.Second, ClientHello: 250 * time.Millisecond},
+		},
+	},
+	{
+		// Null and empty lists keep the defaults: no PROXY headers, no
+		// access lists, no limits, no routes, fallback to the pool.
+		name: "edge defaults",
+		in: `
+listeners:
+  - {listen: ":1", proxy_protocol: ~, trusted: ~, allow: [], deny: ~, max_conns: ~, rate_per_source: ~, sni_routes: [], sni_fallback: ~}
+  - {listen: ":2", sni_fallback: pool, max_conns: 0, max_conns_per_source: 0, rate_per_source: 0, burst_per_source: 0}
+pools: [{name: p, proxy_protocol: ~, backends: [a:1]}]
+timeouts: {proxy_header: ~, client_hello: ~}
+`,
+		want: &Config{
+			Listeners: []Listener{
+				{Name: ":1", Listen: ":1", Pool: "p", Allow: []string{}, SNIRoutes: []SNIRoute{}, SNIFallback: "pool"},
+				{Name: ":2", Listen: ":2", Pool: "p", SNIFallback: "pool"},
+			},
+			Pools:    []Pool{{Name: "p", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{{Addr: "a:1", Weight: 1}}}},
+			Timeouts: defaultTimeouts,
+		},
+	},
+	{
+		// A float key takes integers in every form an integer key does,
+		// and decimals.
+		name: "number forms",
+		in: `
+listeners:
+  - {listen: ":1", rate_per_source: 1}
+  - {listen: ":2", rate_per_source: 0.5}
+  - {listen: ":3", rate_per_source: 1e3}
+  - {listen: ":4", rate_per_source: 010}
+  - {listen: ":5", rate_per_source: 0x10}
+  - {listen: ":6", rate_per_source: 1_000.5}
+  - {listen: ":7", rate_per_source: +.25}
+  - {listen: ":8", rate_per_source: 1.5E-1}
+  - {listen: ":9", rate_per_source: 0o10}
+pools: [{name: p, backends: [a:1]}]
+`,
+		want: &Config{
+			Listeners: []Listener{
+				{Name: ":1", Listen: ":1", Pool: "p", RatePerSource: 1, SNIFallback: "pool"},
+				{Name: ":2", Listen: ":2", Pool: "p", RatePerSource: 0.5, SNIFallback: "pool"},
+				{Name: ":3", Listen: ":3", Pool: "p", RatePerSource: 1000, SNIFallback: "pool"},
+				{Name: ":4", Listen: ":4", Pool: "p", RatePerSource: 10, SNIFallback: "pool"},
+				{Name: ":5", Listen: ":5", Pool: "p", RatePerSource: 16, SNIFallback: "pool"},
+				{Name: ":6", Listen: ":6", Pool: "p", RatePerSource: 1000.5, SNIFallback: "pool"},
+				{Name: ":7", Listen: ":7", Pool: "p", RatePerSource: 0.25, SNIFallback: "pool"},
+				{Name: ":8", Listen: ":8", Pool: "p", RatePerSource: 0.15, SNIFallback: "pool"},
+				{Name: ":9", Listen: ":9", Pool: "p", RatePerSource: 8, SNIFallback: "pool"},
+			},
+			Pools:    []Pool{{Name: "p", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{{Addr: "a:1", Weight: 1}}}},
+			Timeouts: defaultTimeouts,
+		},
+	},
+	{
+		// Merge keys carry the edge keys too; a list key replaces the
+		// merged list.
+		name: "merged edge keys",
+		in: `
+listeners:
+  - &edge {listen: ":1", proxy_protocol: accept, trusted: [10.0.0.0/8], deny: [192.0.2.0/24], sni_routes: [{server_name: a.example, pool: p}]}
+  - <<: *edge
+    listen: ":2"
+    trusted: ["::1"]
+    sni_fallback: close
+pools: [{name: p, backends: [a:1]}]
+`,
+		want: &Config{
+			Listeners: []Listener{
+				{
+					Name: ":1", Listen: ":1", Pool: "p", ProxyProtocol: "accept", Trusted: []string{"10.0.0.0/8"}, Deny: []string{"192.0.2.0/24"},
+					SNIRoutes: []SNIRoute{{ServerName: "a.example", Pool: "p"}}, SNIFallback: "pool",
+				},
+				{
+					Name: ":2", Listen: ":2", Pool: "p", ProxyProtocol: "accept", Trusted: []string{"::1"}, Deny: []string{"192.0.2.0/24"},
+					SNIRoutes: []SNIRoute{{ServerName: "a.example", Pool: "p"}}, SNIFallback: "close",
+				},
+			},
+			Pools:    []Pool{{Name: "p", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{{Addr: "a:1", Weight: 1}}}},
+			Timeouts: defaultTimeouts,
 		},
 	},
 }
@@ -484,7 +609,7 @@ var parseErrorTests = []struct {
 
 	// Keys.
 	{"unknown key", okListeners + "pools:\n  - name: p\n    bakends: [a:1]\n    backends: [a:1]\n", []string{
-		"line 4: pools[0].bakends: unknown key (known: name, strategy, hash_balance_factor, all_down, slow_start, health, passive, backends)",
+		"line 4: pools[0].bakends: unknown key (known: name, strategy, hash_balance_factor, all_down, slow_start, health, passive, proxy_protocol, backends)",
 	}},
 	{"duplicate key", okListeners + "pools:\n  - name: p\n    name: q\n    backends: [a:1]\n", []string{
 		"line 4: pools[0].name: duplicate key",
@@ -717,6 +842,187 @@ var parseErrorTests = []struct {
 		"line 3: pools[1].health.rise: 0: must be at least 1",
 	}},
 
+	// PROXY protocol, access lists, limits and SNI routes.
+	{"unknown listener key", "listeners: [{listen: \":1\", proxy: accept}]\n" + okPools, []string{
+		"line 1: listeners[0].proxy: unknown key (known: name, listen, pool, proxy_protocol, trusted, allow, deny, max_conns, max_conns_per_source, rate_per_source, burst_per_source, sni_routes, sni_fallback)",
+	}},
+	{"listener proxy_protocol", "listeners: [{listen: \":1\", proxy_protocol: v2, trusted: [10.0.0.1]}]\n" + okPools, []string{
+		`line 1: listeners[0].proxy_protocol: "v2": want accept or optional (sending headers is a pool's proxy_protocol: v1 or v2)`,
+	}},
+	{"pool proxy_protocol", okListeners + "pools: [{name: p, proxy_protocol: accept, backends: [a:1]}]\n", []string{
+		`line 2: pools[0].proxy_protocol: "accept": want v1 or v2 (accepting headers is a listener's proxy_protocol)`,
+	}},
+	{"pool proxy_protocol as a number", okListeners + "pools: [{name: p, proxy_protocol: 2, backends: [a:1]}]\n", []string{
+		`line 2: pools[0].proxy_protocol: "2": want v1 or v2 (accepting headers is a listener's proxy_protocol)`,
+	}},
+	{"proxy_protocol without trusted", "listeners:\n  - listen: \":1\"\n    proxy_protocol: accept\n" + okPools, []string{
+		"line 2: listeners[0].trusted: required with proxy_protocol accept: the upstreams allowed to send PROXY headers",
+	}},
+	{"proxy_protocol with empty trusted", "listeners:\n  - listen: \":1\"\n    proxy_protocol: optional\n    trusted: []\n" + okPools, []string{
+		"line 4: listeners[0].trusted: required with proxy_protocol optional: the upstreams allowed to send PROXY headers",
+	}},
+	{"trusted without proxy_protocol", "listeners:\n  - listen: \":1\"\n    trusted: [10.0.0.1]\n" + okPools, []string{
+		"line 3: listeners[0].trusted: only applies with proxy_protocol (accept or optional)",
+	}},
+	{"trusted is a scalar", "listeners: [{listen: \":1\", proxy_protocol: accept, trusted: 10.0.0.0/8}]\n" + okPools, []string{
+		`line 1: listeners[0].trusted: "10.0.0.0/8": want a list`,
+	}},
+	{"bad CIDRs", `listeners:
+  - listen: ":1"
+    proxy_protocol: accept
+    trusted:
+      - 10.0.0.1/8
+    allow:
+      - 10.0.0.0/8
+      - "2001:db8::/32"
+      - "2001:db8::1/32"
+      - "fe80::1%eth0"
+      - "::ffff:10.0.0.0/104"
+    deny: [10.0.0.0/33, "", localhost, {a: 1}]
+` + okPools, []string{
+		`line 5: listeners[0].trusted[0]: "10.0.0.1/8": host bits set (did you mean 10.0.0.0/8?)`,
+		`line 9: listeners[0].allow[2]: "2001:db8::1/32": host bits set (did you mean 2001:db8::/32?)`,
+		`line 10: listeners[0].allow[3]: "fe80::1%eth0": an IPv6 zone is not allowed`,
+		`line 11: listeners[0].allow[4]: "::ffff:10.0.0.0/104": IPv4-mapped IPv6, which no client is matched as (did you mean 10.0.0.0/8?)`,
+		"line 12: listeners[0].deny[3]: want a string, got a mapping", // decoding errors first
+		`line 12: listeners[0].deny[0]: "10.0.0.0/33": not a CIDR`,
+		`line 12: listeners[0].deny[1]: "": not an address or a CIDR`,
+		`line 12: listeners[0].deny[2]: "localhost": not an address or a CIDR`,
+	}},
+	{"negative limits", "listeners:\n  - listen: \":1\"\n    max_conns: -1\n    max_conns_per_source: -1\n    rate_per_source: -1\n    burst_per_source: -1\n" + okPools, []string{
+		"line 3: listeners[0].max_conns: -1: must not be negative (0: no limit)",
+		"line 4: listeners[0].max_conns_per_source: -1: must not be negative (0: no limit)",
+		"line 5: listeners[0].rate_per_source: -1: must not be negative (0: no limit)",
+		"line 6: listeners[0].burst_per_source: -1: must not be negative (0: the rate, at least 1)",
+	}},
+	{"limits not integers", "listeners: [{listen: \":1\", max_conns: 1.5, max_conns_per_source: lots, burst_per_source: 1e3}]\n" + okPools, []string{
+		"line 1: listeners[0].max_conns: 1.5: want an integer",
+		`line 1: listeners[0].max_conns_per_source: "lots": want an integer`,
+		"line 1: listeners[0].burst_per_source: 1e3: want an integer",
+	}},
+	{"burst without rate", "listeners:\n  - listen: \":1\"\n    burst_per_source: 5\n" + okPools, []string{
+		"line 3: listeners[0].burst_per_source: 5: only applies with rate_per_source",
+	}},
+	{"burst with zero rate", "listeners:\n  - listen: \":1\"\n    rate_per_source: 0.0\n    burst_per_source: 5\n" + okPools, []string{
+		"line 4: listeners[0].burst_per_source: 5: only applies with rate_per_source",
+	}},
+	{"rate not a number", `listeners:
+  - {listen: ":1", rate_per_source: fast}
+  - {listen: ":2", rate_per_source: "2"}
+  - {listen: ":3", rate_per_source: true}
+  - {listen: ":4", rate_per_source: [1]}
+  - {listen: ":5", rate_per_source: {a: 1}}
+  - {listen: ":6", rate_per_source: 1e400}
+  - {listen: ":7", rate_per_source: 2024-01-01}
+  - {listen: ":8", rate_per_source: !!binary AQ==}
+  - {listen: ":9", rate_per_source: !!float 1e400}
+  - {listen: ":10", rate_per_source: "1e400"}
+  - {listen: ":11", rate_per_source: !!float 0x1p-2}
+` + okPools, []string{
+		`line 2: listeners[0].rate_per_source: "fast": want a number`,
+		`line 3: listeners[1].rate_per_source: "2": want a number`,
+		"line 4: listeners[2].rate_per_source: true: want a number",
+		"line 5: listeners[3].rate_per_source: want a number, got a list",
+		"line 6: listeners[4].rate_per_source: want a number, got a mapping",
+		"line 7: listeners[5].rate_per_source: 1e400: number out of range",
+		`line 8: listeners[6].rate_per_source: "2024-01-01": want a number`,
+		`line 9: listeners[7].rate_per_source: "AQ==": unsupported tag !!binary`,
+		"line 10: listeners[8].rate_per_source: 1e400: number out of range",
+		`line 11: listeners[9].rate_per_source: "1e400": want a number`,
+		"line 12: listeners[10].rate_per_source: 0x1p-2: want a number",
+	}},
+	{"rate infinite or NaN", `listeners:
+  - {listen: ":1", rate_per_source: .nan}
+  - {listen: ":2", rate_per_source: .inf}
+  - {listen: ":3", rate_per_source: -.Inf}
+  - {listen: ":4", rate_per_source: +.INF}
+  - {listen: ":5", rate_per_source: .NaN, burst_per_source: 1}
+  - {listen: ":6", rate_per_source: !!float inf}
+` + okPools, []string{
+		"line 2: listeners[0].rate_per_source: NaN: want a number of connections per second, 0 for no limit",
+		"line 3: listeners[1].rate_per_source: +Inf: want a number of connections per second, 0 for no limit",
+		"line 4: listeners[2].rate_per_source: -Inf: want a number of connections per second, 0 for no limit",
+		"line 5: listeners[3].rate_per_source: +Inf: want a number of connections per second, 0 for no limit",
+		"line 6: listeners[4].rate_per_source: NaN: want a number of connections per second, 0 for no limit",
+		"line 7: listeners[5].rate_per_source: +Inf: want a number of connections per second, 0 for no limit",
+	}},
+	{"bad sni_fallback", "listeners:\n  - listen: \":1\"\n    sni_fallback: drop\n  - listen: \":2\"\n    sni_fallback: \"\"\n" + okPools, []string{
+		`line 3: listeners[0].sni_fallback: "drop": want pool or close`,
+		`line 5: listeners[1].sni_fallback: "": want pool or close`,
+	}},
+	{"sni_fallback close without routes", "listeners:\n  - listen: \":1\"\n    sni_fallback: close\n    sni_routes: []\n" + okPools, []string{
+		`line 3: listeners[0].sni_fallback: "close": only applies with sni_routes`,
+	}},
+	{"bad server names", `listeners:
+  - listen: ":1"
+    sni_routes:
+      - {server_name: "", pool: p}
+      - {server_name: "*", pool: p}
+      - {server_name: a.*.b, pool: p}
+      - {server_name: "*x.com", pool: p}
+      - {server_name: a..b, pool: p}
+      - {server_name: -a.com, pool: p}
+      - {server_name: ` + strings.Repeat("a", 64) + `.com, pool: p}
+      - {server_name: a b.com, pool: p}
+      - {server_name: 443, pool: p}
+      - {pool: p}
+` + okPools, []string{
+		"line 4: listeners[0].sni_routes[0].server_name: required",
+		`line 5: listeners[0].sni_routes[1].server_name: "*": want a host name, or *. and a host name`,
+		`line 6: listeners[0].sni_routes[2].server_name: "a.*.b": want a host name, or *. and a host name`,
+		`line 7: listeners[0].sni_routes[3].server_name: "*x.com": want a host name, or *. and a host name`,
+		`line 8: listeners[0].sni_routes[4].server_name: "a..b": want a host name, or *. and a host name`,
+		`line 9: listeners[0].sni_routes[5].server_name: "-a.com": want a host name, or *. and a host name`,
+		`line 10: listeners[0].sni_routes[6].server_name: "` + strings.Repeat("a", 61) + `...": want a host name, or *. and a host name`,
+		`line 11: listeners[0].sni_routes[7].server_name: "a b.com": want a host name, or *. and a host name`,
+		"line 13: listeners[0].sni_routes[9].server_name: required",
+	}},
+	{"duplicate server names", `listeners:
+  - listen: ":1"
+    sni_routes:
+      - {server_name: a.example, pool: p}
+      - {server_name: "*.a.example", pool: p}
+      - {server_name: A.EXAMPLE, pool: p}
+      - {server_name: a.example., pool: p}
+      - {server_name: "*.A.Example", pool: p}
+` + okPools, []string{
+		`line 6: listeners[0].sni_routes[2].server_name: "A.EXAMPLE": duplicate server name`,
+		`line 7: listeners[0].sni_routes[3].server_name: "a.example.": duplicate server name`,
+		`line 8: listeners[0].sni_routes[4].server_name: "*.A.Example": duplicate server name`,
+	}},
+	{"sni route pools", `listeners:
+  - listen: ":1"
+    pool: p
+    sni_routes:
+      - {server_name: a.example, pool: q}
+      - {server_name: b.example, pool: nope}
+      - {server_name: c.example}
+      - {server_name: d.example, pool: ""}
+pools: [{name: p, backends: [a:1]}, {name: q, backends: [a:1]}]
+`, []string{
+		`line 6: listeners[0].sni_routes[1].pool: "nope": no such pool (pools: p, q)`,
+		"line 7: listeners[0].sni_routes[2].pool: required",
+		"line 8: listeners[0].sni_routes[3].pool: required",
+	}},
+	{"unknown sni route key", "listeners: [{listen: \":1\", sni_routes: [{sni: a.example, pool: p}]}]\n" + okPools, []string{
+		"line 1: listeners[0].sni_routes[0].sni: unknown key (known: server_name, pool)",
+		"line 1: listeners[0].sni_routes[0].server_name: required",
+	}},
+	{"sni route is a scalar", "listeners: [{listen: \":1\", sni_routes: [a.example]}]\n" + okPools, []string{
+		`line 1: listeners[0].sni_routes[0]: "a.example": want a mapping`,
+	}},
+	{"sni_routes is a mapping", "listeners: [{listen: \":1\", sni_routes: {a.example: p}}]\n" + okPools, []string{
+		"line 1: listeners[0].sni_routes: want a list, got a mapping",
+	}},
+	{"bad edge timeouts", okListeners + okPools + "timeouts:\n  proxy_header: 0s\n  client_hello: -1s\n", []string{
+		`line 4: timeouts.proxy_header: "0s": must be greater than 0`,
+		`line 5: timeouts.client_hello: "-1s": must be greater than 0`,
+	}},
+	{"edge timeouts as integers", okListeners + okPools + "timeouts: {proxy_header: 3, client_hello: 0}\n", []string{
+		"line 3: timeouts.proxy_header: 3: want a duration like 5s",
+		`line 3: timeouts.client_hello: "0s": must be greater than 0`,
+	}},
+
 	// Aliases.
 	{"alias of the wrong kind", "listeners: &l\n  - {listen: \":1\", pool: *l}\n" + okPools, []string{
 		"line 2: listeners[0].pool: want a string, got a list",
@@ -729,7 +1035,7 @@ var parseErrorTests = []struct {
 	}},
 	{"merge with unknown key", okListeners + "x: &x {port: 1}\npools:\n  - <<: *x\n    name: p\n    backends: [a:1]\n", []string{
 		"line 2: x: unknown key (known: listeners, pools, timeouts, admin)",
-		"line 2: pools[0].port: unknown key (known: name, strategy, hash_balance_factor, all_down, slow_start, health, passive, backends)",
+		"line 2: pools[0].port: unknown key (known: name, strategy, hash_balance_factor, all_down, slow_start, health, passive, proxy_protocol, backends)",
 	}},
 
 	// Junk.
@@ -737,7 +1043,7 @@ var parseErrorTests = []struct {
 		"line 2: pools[0]: want a mapping, got a list",
 	}},
 	{"deep mappings", okListeners + okPools + "timeouts: " + strings.Repeat("{a: ", 500) + strings.Repeat("}", 500) + "\n", []string{
-		"line 3: timeouts.a: unknown key (known: connect, idle, drain, queue)",
+		"line 3: timeouts.a: unknown key (known: connect, idle, drain, queue, proxy_header, client_hello)",
 	}},
 
 	// Many errors at once, in line order, without knock-on errors.

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"slices"
@@ -16,8 +17,9 @@ import (
 // does not fill in defaults, so it also checks configurations built in Go:
 // there an empty listener Name stands for the listen address and an empty
 // listener Pool for the only pool, a nil Health and a zero Passive turn the
-// checks off, but an empty pool Strategy or AllDown, or a zero Weight, is
-// an error.
+// checks off, but an empty pool Strategy or AllDown, an empty listener
+// SNIFallback, a zero Weight, or a zero Timeouts.ProxyHeader or
+// ClientHello, is an error.
 func (c *Config) Validate() error {
 	return c.validate().err()
 }
@@ -109,6 +111,11 @@ func (c *Config) validatePools(errs *errorList) []string {
 			p.Health.validate(errs, path+".health")
 		}
 		p.Passive.validate(errs, path+".passive")
+		switch p.ProxyProtocol {
+		case "", ProxyV1, ProxyV2:
+		default:
+			errs.add(0, path+".proxy_protocol", "%s: want v1 or v2 (accepting headers is a listener's proxy_protocol)", quote(p.ProxyProtocol))
+		}
 		p.validateBackends(errs, path+".backends")
 	}
 	return names
@@ -266,7 +273,166 @@ func (c *Config) validateListeners(errs *errorList, pools []string) {
 		case !slices.Contains(pools, l.Pool):
 			errs.add(0, path+".pool", "%s: no such pool %s", quote(l.Pool), known)
 		}
+		l.validateEdge(errs, path, pools, known)
 	}
+}
+
+// validateEdge checks a listener's PROXY protocol, access control, limits
+// and SNI routes. Its errors come in the order of the keys in Listener, and
+// a list's in the order of its elements, so that they read the same every
+// time.
+func (l *Listener) validateEdge(errs *errorList, path string, pools []string, known string) {
+	switch l.ProxyProtocol {
+	case "":
+		if len(l.Trusted) > 0 {
+			errs.add(0, path+".trusted", "only applies with proxy_protocol (accept or optional)")
+		}
+	case ProxyAccept, ProxyOptional:
+		if len(l.Trusted) == 0 {
+			errs.add(0, path+".trusted", "required with proxy_protocol %s: the upstreams allowed to send PROXY headers", l.ProxyProtocol)
+		}
+	default:
+		errs.add(0, path+".proxy_protocol", "%s: want accept or optional (sending headers is a pool's proxy_protocol: v1 or v2)", quote(l.ProxyProtocol))
+	}
+	for _, list := range []struct {
+		key      string
+		prefixes []string
+	}{{"trusted", l.Trusted}, {"allow", l.Allow}, {"deny", l.Deny}} {
+		for i, s := range list.prefixes {
+			if _, err := ParsePrefix(s); err != nil {
+				errs.add(0, indexPath(path+"."+list.key, i), "%v", err)
+			}
+		}
+	}
+	if l.MaxConns < 0 {
+		errs.add(0, path+".max_conns", "%d: must not be negative (0: no limit)", l.MaxConns)
+	}
+	if l.MaxConnsPerSource < 0 {
+		errs.add(0, path+".max_conns_per_source", "%d: must not be negative (0: no limit)", l.MaxConnsPerSource)
+	}
+	switch r := l.RatePerSource; {
+	case math.IsNaN(r) || math.IsInf(r, 0):
+		errs.add(0, path+".rate_per_source", "%v: want a number of connections per second, 0 for no limit", r)
+	case r < 0:
+		errs.add(0, path+".rate_per_source", "%v: must not be negative (0: no limit)", r)
+	}
+	switch b := l.BurstPerSource; {
+	case b < 0:
+		errs.add(0, path+".burst_per_source", "%d: must not be negative (0: the rate, at least 1)", b)
+	case b > 0 && l.RatePerSource == 0:
+		errs.add(0, path+".burst_per_source", "%d: only applies with rate_per_source", b)
+	}
+	switch l.SNIFallback {
+	case SNIFallbackPool:
+	case SNIFallbackClose:
+		if len(l.SNIRoutes) == 0 {
+			// Every connection would match no route and be closed.
+			errs.add(0, path+".sni_fallback", "%s: only applies with sni_routes", quote(l.SNIFallback))
+		}
+	default:
+		errs.add(0, path+".sni_fallback", "%s: want %s or %s", quote(l.SNIFallback), SNIFallbackPool, SNIFallbackClose)
+	}
+	seen := make(map[string]bool)
+	for i, r := range l.SNIRoutes {
+		rpath := indexPath(path+".sni_routes", i)
+		name := serverNameKey(r.ServerName)
+		switch {
+		case r.ServerName == "":
+			errs.add(0, rpath+".server_name", "required")
+		case !validServerName(name):
+			errs.add(0, rpath+".server_name", "%s: want a host name, or *. and a host name", quote(r.ServerName))
+		case seen[name]:
+			errs.add(0, rpath+".server_name", "%s: duplicate server name", quote(r.ServerName))
+		}
+		seen[name] = true
+		switch {
+		case r.Pool == "":
+			errs.add(0, rpath+".pool", "required")
+		case len(pools) > 0 && !slices.Contains(pools, r.Pool):
+			errs.add(0, rpath+".pool", "%s: no such pool %s", quote(r.Pool), known)
+		}
+	}
+}
+
+// ParsePrefix parses a CIDR ("10.0.0.0/8", "2001:db8::/32") or a single
+// address ("10.0.0.1", "2001:db8::1"), which stands for itself alone: a /32
+// or a /128. It rejects a CIDR with host bits set ("10.0.0.1/8"), an IPv6
+// zone ("fe80::1%eth0"), and IPv4-mapped IPv6 forms ("::ffff:10.0.0.1"),
+// which would match no client since clients are matched as IPv4. Its
+// errors quote s, say why, and suggest a fix where there is one.
+func ParsePrefix(s string) (netip.Prefix, error) {
+	addr, _, isCIDR := strings.Cut(s, "/")
+	if a, err := netip.ParseAddr(addr); err == nil && a.Zone() != "" {
+		return netip.Prefix{}, fmt.Errorf("%s: an IPv6 zone is not allowed", quote(s))
+	}
+	var p netip.Prefix
+	if isCIDR {
+		var err error
+		if p, err = netip.ParsePrefix(s); err != nil {
+			return netip.Prefix{}, fmt.Errorf("%s: not a CIDR", quote(s))
+		}
+		if m := p.Masked(); m != p {
+			return netip.Prefix{}, fmt.Errorf("%s: host bits set (did you mean %s?)", quote(s), m)
+		}
+	} else {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%s: not an address or a CIDR", quote(s))
+		}
+		p = netip.PrefixFrom(a, a.BitLen())
+	}
+	if a := p.Addr(); a.Is4In6() {
+		// A masked prefix of a mapped address is at least a /96.
+		hint := a.Unmap().String()
+		if isCIDR {
+			hint = netip.PrefixFrom(a.Unmap(), p.Bits()-96).String()
+		}
+		return netip.Prefix{}, fmt.Errorf("%s: IPv4-mapped IPv6, which no client is matched as (did you mean %s?)", quote(s), hint)
+	}
+	return p, nil
+}
+
+// maxServerName is the longest server name, in bytes without a trailing
+// dot (RFC 1035 2.3.4).
+const maxServerName = 253
+
+// serverNameKey returns a server name as validServerName takes it and
+// routes compare it: without one trailing dot, and with ASCII letters alone
+// lower-cased, so that no Unicode case folding (the Kelvin sign to "k")
+// turns a name that is not ASCII into one that is.
+func serverNameKey(s string) string {
+	b := []byte(strings.TrimSuffix(s, "."))
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+// validServerName reports whether name (lower case, no trailing dot) is a
+// DNS host name or a wildcard "*." followed by one: labels of 1 to 63
+// letters, digits, '_' and '-' (not first or last), at most 253 bytes in
+// all, wildcard included, since a longer one could match no name.
+func validServerName(name string) bool {
+	if len(name) > maxServerName {
+		return false
+	}
+	name = strings.TrimPrefix(name, "*.")
+	if name == "" {
+		return false
+	}
+	for _, label := range strings.Split(name, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, c := range label {
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // checkListen returns the port of a listen address, "host:port" with an
@@ -299,6 +465,12 @@ func (t *Timeouts) validate(errs *errorList) {
 	}
 	if t.Queue < 0 {
 		errs.add(0, "timeouts.queue", "%s: must not be negative", quote(t.Queue.String()))
+	}
+	if t.ProxyHeader <= 0 {
+		errs.add(0, "timeouts.proxy_header", "%s: must be greater than 0", quote(t.ProxyHeader.String()))
+	}
+	if t.ClientHello <= 0 {
+		errs.add(0, "timeouts.client_hello", "%s: must be greater than 0", quote(t.ClientHello.String()))
 	}
 }
 

@@ -1,6 +1,9 @@
 package config
 
 import (
+	"fmt"
+	"math"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -26,6 +29,8 @@ func TestValidate(t *testing.T) {
 			"listeners: at least one listener is required",
 			"pools: at least one pool is required",
 			`timeouts.connect: "0s": must be greater than 0`,
+			`timeouts.proxy_header: "0s": must be greater than 0`,
+			`timeouts.client_hello: "0s": must be greater than 0`,
 		}},
 		{"zero strategy, all_down and weight are not defaulted", func(c *Config) {
 			c.Pools[0].Strategy = ""
@@ -176,12 +181,142 @@ func TestValidate(t *testing.T) {
 			`timeouts.idle: "-1s": must not be negative (0 disables the timeout)`,
 			`timeouts.drain: "-1s": must not be negative`,
 		}},
+		{"zero sni_fallback is not defaulted", func(c *Config) {
+			c.Listeners[0].SNIFallback = ""
+		}, []string{
+			`listeners[0].sni_fallback: "": want pool or close`,
+		}},
+		{"edge keys", func(c *Config) { addEdge(c) }, nil},
+		{"edge keys at their limits", func(c *Config) {
+			l := &c.Listeners[0]
+			l.ProxyProtocol = "optional"
+			l.Trusted = []string{"0.0.0.0/0", "::/0"}
+			l.Allow = []string{"::ffff:0:0:0/96"} // IPv4-translated, not mapped
+			l.Deny = []string{"10.0.0.1"}
+			l.RatePerSource = 1e-3
+			c.Pools[0].ProxyProtocol = "v1"
+			c.Timeouts.ProxyHeader = time.Nanosecond
+			c.Timeouts.ClientHello = time.Nanosecond
+		}, nil},
+		{"rate without burst, burst with rate", func(c *Config) {
+			c.Listeners[0].RatePerSource = 0.5
+			addListener(c, "b", func(l *Listener) { l.RatePerSource = 100; l.BurstPerSource = 1 })
+		}, nil},
+		{"bad edge keys", func(c *Config) { badEdge(c) }, badEdgeErrors},
+		{"trusted without proxy_protocol", func(c *Config) {
+			c.Listeners[0].Trusted = []string{"10.0.0.1"}
+		}, []string{
+			"listeners[0].trusted: only applies with proxy_protocol (accept or optional)",
+		}},
+		{"proxy_protocol without trusted", func(c *Config) {
+			c.Listeners[0].ProxyProtocol = "accept"
+			addListener(c, "b", func(l *Listener) { l.ProxyProtocol = "optional"; l.Trusted = []string{} })
+		}, []string{
+			"listeners[0].trusted: required with proxy_protocol accept: the upstreams allowed to send PROXY headers",
+			"listeners[1].trusted: required with proxy_protocol optional: the upstreams allowed to send PROXY headers",
+		}},
+		{"proxy_protocol values swapped", func(c *Config) {
+			c.Listeners[0].ProxyProtocol = "v2"
+			c.Listeners[0].Trusted = []string{"10.0.0.1"}
+			c.Pools[0].ProxyProtocol = "accept"
+		}, []string{
+			`listeners[0].proxy_protocol: "v2": want accept or optional (sending headers is a pool's proxy_protocol: v1 or v2)`,
+			`pools[0].proxy_protocol: "accept": want v1 or v2 (accepting headers is a listener's proxy_protocol)`,
+		}},
+		{"rate not a number", func(c *Config) {
+			c.Listeners[0].RatePerSource = math.NaN()
+			addListener(c, "b", func(l *Listener) { l.RatePerSource = math.Inf(1) })
+			addListener(c, "c", func(l *Listener) { l.RatePerSource = math.Inf(-1); l.BurstPerSource = 2 })
+			addListener(c, "d", func(l *Listener) { l.RatePerSource = -0.5 })
+		}, []string{
+			"listeners[0].rate_per_source: NaN: want a number of connections per second, 0 for no limit",
+			"listeners[1].rate_per_source: +Inf: want a number of connections per second, 0 for no limit",
+			"listeners[2].rate_per_source: -Inf: want a number of connections per second, 0 for no limit",
+			"listeners[3].rate_per_source: -0.5: must not be negative (0: no limit)",
+		}},
+		{"burst without rate", func(c *Config) {
+			c.Listeners[0].BurstPerSource = 10
+		}, []string{
+			"listeners[0].burst_per_source: 10: only applies with rate_per_source",
+		}},
+		{"sni_fallback close without routes", func(c *Config) {
+			c.Listeners[0].SNIFallback = "close"
+		}, []string{
+			`listeners[0].sni_fallback: "close": only applies with sni_routes`,
+		}},
+		{"sni routes without pools", func(c *Config) {
+			c.Pools = nil
+			c.Listeners[0].SNIRoutes = []SNIRoute{{ServerName: "a.example", Pool: "nope"}, {ServerName: "b.example"}}
+		}, []string{
+			"listeners[0].sni_routes[1].pool: required",
+			"pools: at least one pool is required",
+		}},
+		{"server names", func(c *Config) {
+			c.Listeners[0].SNIRoutes = routes(
+				"a.example", "*.b.example", "C.Example", "d.example.", "*.E.EXAMPLE.", "_srv.f-g.example", "1.2.3.4",
+				strings.Repeat("a", 63)+".example", strings.Repeat("a.", 126)+"b", "*."+strings.Repeat("a.", 125)+"b",
+			)
+		}, nil},
+		{"bad server names", func(c *Config) {
+			c.Listeners[0].SNIRoutes = routes(
+				"", "*", "*.", ".", "a.*.b", "*x.com", "*.*.b", "a..b", "a.example..", ".a.example", "-a.com", "a-.com",
+				strings.Repeat("a", 64)+".example", strings.Repeat("a.", 126)+"bc", "*."+strings.Repeat("a.", 125)+"bc",
+				"a example", " a.example", "a.example ", "é.example", "\u212a.example", "a:443", "a/b",
+			)
+		}, []string{
+			"listeners[0].sni_routes[0].server_name: required",
+			`listeners[0].sni_routes[1].server_name: "*": want a host name, or *. and a host name`,
+			`listeners[0].sni_routes[2].server_name: "*.": want a host name, or *. and a host name`,
+			`listeners[0].sni_routes[3].server_name: ".": want a host name, or *. and a host name`,
+			`listeners[0].sni_routes[4].server_name: "a.*.b": want a host name, or *. and a host name`,
+			`listeners[0].sni_routes[5].server_name: "*x.com": want a host name, or *. and a host name`,
+			`listeners[0].sni_routes[6].server_name: "*.*.b": want a host name, or *. and a host name`,
+			`listeners[0].sni_routes[7].server_name: "a..b": want a host name, or *. and a host name`,
+			`listeners[0].sni_routes[8].server_name: "a.example..": want a host name, or *. and a host name`,
+			`listeners[0].sni_routes[9].server_name: ".a.example": want a host name, or *. and a host name`,
+			`listeners[0].sni_routes[10].server_name: "-a.com": want a host name, or *. and a host name`,
+			`listeners[0].sni_routes[11].server_name: "a-.com": want a host name, or *. and a host name`,
+			`listeners[0].sni_routes[12].server_name: "` + strings.Repeat("a", 61) + `...": want a host name, or *. and a host name`,
+			`listeners[0].sni_routes[13].server_name: "` + strings.Repeat("a.", 30) + `a...": want a host name, or *. and a host name`,
+			`listeners[0].sni_routes[14].server_name: "*.` + strings.Repeat("a.", 29) + `a...": want a host name, or *. and a host name`,
+			`listeners[0].sni_routes[15].server_name: "a example": want a host name, or *. and a host name`,
+			`listeners[0].sni_routes[16].server_name: " a.example": want a host name, or *. and a host name`,
+			`listeners[0].sni_routes[17].server_name: "a.example ": want a host name, or *. and a host name`,
+			`listeners[0].sni_routes[18].server_name: "é.example": want a host name, or *. and a host name`,
+			"listeners[0].sni_routes[19].server_name: \"\u212a.example\": want a host name, or *. and a host name",
+			`too many errors (2 more)`,
+		}},
+		{"duplicate server names", func(c *Config) {
+			c.Listeners[0].SNIRoutes = routes("a.example", "A.Example", "a.example.", "*.a.example", "*.A.EXAMPLE.")
+			addListener(c, "b", func(l *Listener) { l.SNIRoutes = routes("a.example") }) // per listener
+		}, []string{
+			`listeners[0].sni_routes[1].server_name: "A.Example": duplicate server name`,
+			`listeners[0].sni_routes[2].server_name: "a.example.": duplicate server name`,
+			`listeners[0].sni_routes[4].server_name: "*.A.EXAMPLE.": duplicate server name`,
+		}},
+		{"sni route pools", func(c *Config) {
+			c.Pools = append(c.Pools, Pool{Name: "other pool", Strategy: "round-robin", AllDown: "fail-open", Backends: []Backend{{Addr: "b:1", Weight: 1}}})
+			c.Listeners[0].SNIRoutes = []SNIRoute{
+				{ServerName: "a.example", Pool: "other pool"}, {ServerName: "b.example", Pool: "nope"}, {ServerName: "c.example"}, {Pool: "default"},
+			}
+		}, []string{
+			`listeners[0].sni_routes[1].pool: "nope": no such pool (pools: default, "other pool")`,
+			"listeners[0].sni_routes[2].pool: required",
+			"listeners[0].sni_routes[3].server_name: required",
+		}},
+		{"zero and negative edge timeouts", func(c *Config) {
+			c.Timeouts.ProxyHeader = 0
+			c.Timeouts.ClientHello = -time.Second
+		}, []string{
+			`timeouts.proxy_header: "0s": must be greater than 0`,
+			`timeouts.client_hello: "-1s": must be greater than 0`,
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := Default()
 			tt.change(c)
-			before := slices.Clone(c.Listeners)
+			before := slices.Clone(c.Listeners) // shallow: enough to see a field set
 			err := c.Validate()
 			want := strings.Join(tt.want, "\n")
 			switch {
@@ -190,9 +325,195 @@ func TestValidate(t *testing.T) {
 			case tt.want != nil && (err == nil || err.Error() != want):
 				t.Errorf("Validate(%+v) = %v, want:\n%s", *c, err, want)
 			}
-			if !slices.Equal(c.Listeners, before) {
+			// As Go syntax, which has no pointers to follow in a
+			// Listener and, unlike reflect.DeepEqual, takes NaN as NaN.
+			if fmt.Sprintf("%#v", c.Listeners) != fmt.Sprintf("%#v", before) {
 				t.Errorf("Validate changed the listeners from %+v to %+v", before, c.Listeners)
 			}
 		})
+	}
+}
+
+// addListener adds to c a listener on a free port forwarding to its first
+// pool, changed by change.
+func addListener(c *Config, name string, change func(l *Listener)) {
+	l := Listener{Name: name, Listen: "127.0.0.1:0", Pool: c.Pools[0].Name, SNIFallback: SNIFallbackPool}
+	change(&l)
+	c.Listeners = append(c.Listeners, l)
+}
+
+// routes returns routes for the server names, to c's pool "default".
+func routes(names ...string) []SNIRoute {
+	rs := make([]SNIRoute, len(names))
+	for i, name := range names {
+		rs[i] = SNIRoute{ServerName: name, Pool: "default"}
+	}
+	return rs
+}
+
+// addEdge gives the default configuration every edge key, valid.
+func addEdge(c *Config) {
+	c.Pools = append(c.Pools, Pool{Name: "tls", Strategy: "least-conn", AllDown: "refuse", ProxyProtocol: "v2", Backends: []Backend{{Addr: "10.0.1.1:443", Weight: 1}}})
+	l := &c.Listeners[0]
+	l.ProxyProtocol = "accept"
+	l.Trusted = []string{"10.0.0.0/8", "192.0.2.7", "2001:db8::/32", "2001:db8:1::1", "::/0"}
+	l.Allow = []string{"0.0.0.0/0", "fd00::/8"}
+	l.Deny = []string{"10.9.0.0/16", "::1"}
+	l.MaxConns = 10000
+	l.MaxConnsPerSource = 100
+	l.RatePerSource = 2.5
+	l.BurstPerSource = 20
+	l.SNIRoutes = []SNIRoute{{ServerName: "a.example", Pool: "tls"}, {ServerName: "*.a.example", Pool: "tls"}, {ServerName: "B.Example.", Pool: "default"}}
+	l.SNIFallback = "close"
+}
+
+// badEdge breaks every edge key of the default configuration, several
+// times where a key is a list, for the errors in badEdgeErrors.
+func badEdge(c *Config) {
+	l := &c.Listeners[0]
+	l.ProxyProtocol = "yes"
+	l.Trusted = []string{"10.0.0.0/8", "10.0.0.1/8", "fe80::1%eth0"}
+	l.Allow = []string{"", "2001:db8::1/32", "::ffff:10.0.0.0/104", "10.0.0.0/33"}
+	l.Deny = []string{"::ffff:192.0.2.1", "fe80::/10%eth0", "example.com", "010.0.0.1"}
+	l.MaxConns = -1
+	l.MaxConnsPerSource = -2
+	l.RatePerSource = -3
+	l.BurstPerSource = -4
+	l.SNIFallback = "drop"
+	l.SNIRoutes = []SNIRoute{{ServerName: "*", Pool: "nope"}, {ServerName: "a.example", Pool: ""}, {ServerName: "A.EXAMPLE", Pool: "default"}}
+	c.Pools[0].ProxyProtocol = "v3"
+}
+
+var badEdgeErrors = []string{
+	`listeners[0].proxy_protocol: "yes": want accept or optional (sending headers is a pool's proxy_protocol: v1 or v2)`,
+	`listeners[0].trusted[1]: "10.0.0.1/8": host bits set (did you mean 10.0.0.0/8?)`,
+	`listeners[0].trusted[2]: "fe80::1%eth0": an IPv6 zone is not allowed`,
+	`listeners[0].allow[0]: "": not an address or a CIDR`,
+	`listeners[0].allow[1]: "2001:db8::1/32": host bits set (did you mean 2001:db8::/32?)`,
+	`listeners[0].allow[2]: "::ffff:10.0.0.0/104": IPv4-mapped IPv6, which no client is matched as (did you mean 10.0.0.0/8?)`,
+	`listeners[0].allow[3]: "10.0.0.0/33": not a CIDR`,
+	`listeners[0].deny[0]: "::ffff:192.0.2.1": IPv4-mapped IPv6, which no client is matched as (did you mean 192.0.2.1?)`,
+	`listeners[0].deny[1]: "fe80::/10%eth0": not a CIDR`,
+	`listeners[0].deny[2]: "example.com": not an address or a CIDR`,
+	`listeners[0].deny[3]: "010.0.0.1": not an address or a CIDR`,
+	"listeners[0].max_conns: -1: must not be negative (0: no limit)",
+	"listeners[0].max_conns_per_source: -2: must not be negative (0: no limit)",
+	"listeners[0].rate_per_source: -3: must not be negative (0: no limit)",
+	"listeners[0].burst_per_source: -4: must not be negative (0: the rate, at least 1)",
+	`listeners[0].sni_fallback: "drop": want pool or close`,
+	`listeners[0].sni_routes[0].server_name: "*": want a host name, or *. and a host name`,
+	`listeners[0].sni_routes[0].pool: "nope": no such pool (pools: default)`,
+	"listeners[0].sni_routes[1].pool: required",
+	`listeners[0].sni_routes[2].server_name: "A.EXAMPLE": duplicate server name`,
+	`too many errors (1 more)`,
+}
+
+// The errors of a listener come in a fixed order, the order of its keys
+// and of their elements, every time.
+func TestValidateOrder(t *testing.T) {
+	want := strings.Join(badEdgeErrors, "\n")
+	for range 100 {
+		c := Default()
+		badEdge(c)
+		if err := c.Validate(); err == nil || err.Error() != want {
+			t.Fatalf("Validate(bad edge keys) = %v, want:\n%s", err, want)
+		}
+	}
+}
+
+func TestParsePrefix(t *testing.T) {
+	for _, tt := range []struct {
+		in, want, err string
+	}{
+		{in: "10.0.0.0/8", want: "10.0.0.0/8"},
+		{in: "0.0.0.0/0", want: "0.0.0.0/0"},
+		{in: "10.0.0.1", want: "10.0.0.1/32"},
+		{in: "10.0.0.1/32", want: "10.0.0.1/32"},
+		{in: "2001:db8::/32", want: "2001:db8::/32"},
+		{in: "2001:DB8::/32", want: "2001:db8::/32"},
+		{in: "2001:db8::1", want: "2001:db8::1/128"},
+		{in: "::/0", want: "::/0"},
+		{in: "::1", want: "::1/128"},
+		{in: "64:ff9b::/96", want: "64:ff9b::/96"},
+		{in: "10.0.0.1/8", err: `"10.0.0.1/8": host bits set (did you mean 10.0.0.0/8?)`},
+		{in: "2001:db8::1/32", err: `"2001:db8::1/32": host bits set (did you mean 2001:db8::/32?)`},
+		{in: "fe80::1%eth0", err: `"fe80::1%eth0": an IPv6 zone is not allowed`},
+		{in: "fe80::%eth0/64", err: `"fe80::%eth0/64": an IPv6 zone is not allowed`},
+		{in: "::ffff:10.0.0.1", err: `"::ffff:10.0.0.1": IPv4-mapped IPv6, which no client is matched as (did you mean 10.0.0.1?)`},
+		{in: "::ffff:0:0/96", err: `"::ffff:0:0/96": IPv4-mapped IPv6, which no client is matched as (did you mean 0.0.0.0/0?)`},
+		{in: "::ffff:10.0.0.1/128", err: `"::ffff:10.0.0.1/128": IPv4-mapped IPv6, which no client is matched as (did you mean 10.0.0.1/32?)`},
+		{in: "", err: `"": not an address or a CIDR`},
+		{in: "localhost", err: `"localhost": not an address or a CIDR`},
+		{in: " 10.0.0.1", err: `" 10.0.0.1": not an address or a CIDR`},
+		{in: "10.0.0.0/", err: `"10.0.0.0/": not a CIDR`},
+		{in: "10.0.0.0/33", err: `"10.0.0.0/33": not a CIDR`},
+		{in: "10.0.0.0/08", err: `"10.0.0.0/08": not a CIDR`},
+		{in: "10.0.0.0/8/8", err: `"10.0.0.0/8/8": not a CIDR`},
+		{in: "::/129", err: `"::/129": not a CIDR`},
+		{in: "[::1]/128", err: `"[::1]/128": not a CIDR`},
+		{in: "10.0.0.1:80", err: `"10.0.0.1:80": not an address or a CIDR`},
+	} {
+		got, err := ParsePrefix(tt.in)
+		switch {
+		case tt.err == "" && (err != nil || got.String() != tt.want):
+			t.Errorf("ParsePrefix(%q) = %v, %v, want %s, nil", tt.in, got, err, tt.want)
+		case tt.err != "" && (err == nil || err.Error() != tt.err || got != netip.Prefix{}):
+			t.Errorf("ParsePrefix(%q) = %v, %v, want the zero Prefix, %s", tt.in, got, err, tt.err)
+		}
+	}
+}
+
+func TestValidServerName(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want bool
+	}{
+		{"a.example", true},
+		{"a", true},
+		{"*.b.example", true},
+		{"*.b", true},
+		{"A.Example", true}, // lower-cased first
+		{"a.example.", true},
+		{"*.b.example.", true},
+		{"_acme.a-b.example", true},
+		{"xn--bcher-kva.example", true},
+		{"192.0.2.1", true}, // matches what the sni package matches
+		{strings.Repeat("a", 63), true},
+		{strings.Repeat("a.", 126) + "b", true},        // 253 bytes
+		{"*." + strings.Repeat("a.", 125) + "b", true}, // 253 bytes, wildcard included
+		{"", false},
+		{".", false},
+		{"..", false},
+		{"*", false},
+		{"*.", false},
+		{"**.a", false},
+		{"a.*.b", false},
+		{"a.*", false},
+		{"*x.com", false},
+		{"x*.com", false},
+		{"*.*.b", false},
+		{"a..b", false},
+		{".a", false},
+		{"a.example..", false},
+		{"-a.com", false},
+		{"a-.com", false},
+		{"a.-b", false},
+		{strings.Repeat("a", 64), false},
+		{strings.Repeat("a.", 126) + "bc", false}, // 254 bytes
+		{"*." + strings.Repeat("a.", 125) + "bc", false}, // 254 bytes
+		{"a b", false},
+		{"a.example ", false},
+		{"a\tb", false},
+		{"é.example", false},
+		{"\u212a.example", false}, // the Kelvin sign lower-cases to "k", but is not ASCII
+		{"a:443", false},
+		{"[::1]", false},
+	} {
+		if got := validServerName(serverNameKey(tt.in)); got != tt.want {
+			t.Errorf("validServerName(serverNameKey(%q)) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+	if got, want := serverNameKey("Ab.EXAMPLE."), "ab.example"; got != want {
+		t.Errorf(`serverNameKey("Ab.EXAMPLE.") = %q, want %q`, got, want)
 	}
 }
