@@ -3,6 +3,7 @@ package tcplb
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -56,6 +57,12 @@ type Balancer struct {
 	// once ("backends full" in the access log).
 	QueueTimeout time.Duration
 
+	// Edge, if not zero, is what the balancer checks before it picks a
+	// backend: PROXY headers from trusted upstreams, access lists,
+	// connection limits and SNI routing (see Edge). An invalid Edge makes
+	// Serve fail.
+	Edge Edge
+
 	// Logger receives operational events (accept errors, failed dials). If
 	// nil, slog.Default() is used.
 	Logger *slog.Logger
@@ -82,8 +89,14 @@ type Balancer struct {
 	force     context.CancelFunc // cancels dials and marks forced closes
 	initOnce  sync.Once
 
-	cur   atomic.Pointer[settings] // what new connections are served with
-	pools map[*Pool]struct{}       // every pool served, attached for drains; under mu
+	cur     atomic.Pointer[settings] // what new connections are served with
+	edgeErr error                    // from compiling the Edge field
+
+	slots     atomic.Int64 // connections holding one of Edge.MaxConns
+	slotQueue waitQueue    // clients waiting for one
+	sources   *sourceTable // for Edge's per-source limits
+	proxyErrs [len(proxyErrorReasons)]atomic.Uint64
+	pools     map[*Pool]struct{} // every pool served, attached for drains; under mu
 
 	accepted  atomic.Uint64
 	rejected  [len(rejectReasons)]atomic.Uint64
@@ -96,13 +109,17 @@ type Balancer struct {
 type settings struct {
 	name                 string
 	pool                 *Pool
+	edge                 *edgeState    // nil: no edge checks
 	connect, idle, queue time.Duration // resolved: connect > 0; idle 0 means none
 }
 
 func (lb *Balancer) init() {
 	lb.initOnce.Do(func() {
 		lb.pools = make(map[*Pool]struct{})
-		lb.cur.Store(&settings{name: lb.Name, pool: lb.Pool})
+		lb.sources = newSourceTable(maxSources)
+		edge, err := compileEdge(lb.Edge)
+		lb.edgeErr = err
+		lb.cur.Store(&settings{name: lb.Name, pool: lb.Pool, edge: edge})
 		lb.setTimeouts(lb.ConnectTimeout, lb.IdleTimeout, lb.QueueTimeout)
 		lb.listeners = make(map[net.Listener]struct{})
 		lb.conns = make(map[*proxyConn]struct{})
@@ -150,6 +167,26 @@ func (lb *Balancer) SetName(name string) {
 		next.name = name
 		if lb.cur.CompareAndSwap(old, &next) {
 			return
+		}
+	}
+}
+
+// SetEdge replaces the balancer's Edge for the connections accepted from
+// now on; it returns an error, and changes nothing, if e is invalid. Open
+// connections keep the limits they were admitted under; the connection
+// counts behind the limits carry over.
+func (lb *Balancer) SetEdge(e Edge) error {
+	lb.init()
+	edge, err := compileEdge(e)
+	if err != nil {
+		return err
+	}
+	for {
+		old := lb.cur.Load()
+		next := *old
+		next.edge = edge
+		if lb.cur.CompareAndSwap(old, &next) {
+			return nil
 		}
 	}
 }
@@ -215,14 +252,30 @@ func (lb *Balancer) Serve(ln net.Listener) error {
 	if lb.cur.Load().pool == nil {
 		return errors.New("tcplb: Balancer.Pool is nil")
 	}
+	if lb.edgeErr != nil {
+		return fmt.Errorf("tcplb: Balancer.Edge: %v", lb.edgeErr)
+	}
 	if !lb.trackListener(ln, true) {
 		return ErrBalancerClosed
 	}
 	defer lb.trackListener(ln, false)
 	lb.attach(lb.cur.Load().pool)
 
+	readFdLimit()
 	var backoff time.Duration
 	for {
+		if wait := fds.full(); wait != nil {
+			if fds.warned.CompareAndSwap(false, true) {
+				lb.logger().Warn("near the descriptor limit: accepting only as connections close",
+					"listener", lb.cur.Load().name, "in_use", fds.inUse.Load(), "mark", fds.high.Load())
+			}
+			select {
+			case <-wait:
+			case <-lb.stop:
+				return ErrBalancerClosed
+			}
+			continue
+		}
 		c, err := ln.Accept()
 		if err != nil {
 			if lb.closing.Load() {
@@ -242,10 +295,12 @@ func (lb *Balancer) Serve(ln net.Listener) error {
 			continue
 		}
 		backoff = 0
+		fds.add(1)
 		lb.accepted.Add(1)
-		pc := &proxyConn{lb: lb, s: lb.cur.Load(), client: c, start: time.Now()}
+		pc := &proxyConn{lb: lb, s: lb.cur.Load(), client: c, addr: clientAddr(c), start: time.Now()}
 		if !lb.trackConn(pc, true) {
 			c.Close()
+			fds.add(-1)
 			return ErrBalancerClosed
 		}
 		workers.run(pc.handle)
@@ -376,16 +431,16 @@ func (lb *Balancer) trackConn(pc *proxyConn, add bool) bool {
 // connect finds a backend for a new client and dials it. When every
 // backend is at its connection limit it waits, in arrival order, up to
 // QueueTimeout for a free one; while others wait it queues behind them.
-func (lb *Balancer) connect(s *settings, client netip.AddrPort) (b *Backend, c net.Conn, dialed time.Time, err error) {
-	q := &s.pool.queue
+func (lb *Balancer) connect(s *settings, pool *Pool, client netip.AddrPort) (b *Backend, c net.Conn, dialed time.Time, err error) {
+	q := &pool.queue
 	if s.queue <= 0 {
-		return lb.tryConnect(s, client)
+		return lb.tryConnect(s, pool, client)
 	}
 	var timer *time.Timer
 	waited := false
 	for {
 		if waited || !q.waiting() {
-			b, c, dialed, err = lb.tryConnect(s, client)
+			b, c, dialed, err = lb.tryConnect(s, pool, client)
 			if err != errFull {
 				if waited && err == nil {
 					q.wakeOne() // there may be more room: let the next waiter look
@@ -423,8 +478,7 @@ func (lb *Balancer) connect(s *settings, client netip.AddrPort) (b *Backend, c n
 // the last dial, errFull when every backend was full, or errNoBackend when
 // the strategy had nothing to offer. dialed is when the successful dial
 // began.
-func (lb *Balancer) tryConnect(s *settings, client netip.AddrPort) (b *Backend, c net.Conn, dialed time.Time, err error) {
-	pool := s.pool
+func (lb *Balancer) tryConnect(s *settings, pool *Pool, client netip.AddrPort) (b *Backend, c net.Conn, dialed time.Time, err error) {
 	strategy := pool.Strategy()
 	candidates := pool.Available()
 	d := net.Dialer{KeepAlive: -1} // see Balancer's doc: idle timeout, not keep-alive
@@ -455,6 +509,7 @@ func (lb *Balancer) tryConnect(s *settings, client netip.AddrPort) (b *Backend, 
 		ctx := &dialContext{Context: lb.forceCtx, deadline: dialed.Add(s.connect)}
 		c, err = d.DialContext(ctx, "tcp", b.addr)
 		if err == nil {
+			fds.add(1)
 			b.total.Add(1)
 			b.connectTime.observe(time.Since(dialed))
 			return b, c, dialed, nil

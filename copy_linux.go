@@ -56,6 +56,8 @@ func (d *direction) splice(dst, src *net.TCPConn) error {
 				return err
 			}
 			continue
+		case s.err == errUntrustedHeader:
+			return s.err
 		case s.err != nil:
 			return os.NewSyscallError("splice", s.err)
 		case s.p.data == 0:
@@ -84,6 +86,17 @@ type splicer struct {
 // fill moves what the socket has into the pipe, taking a pipe first. When
 // the socket has nothing, it gives the empty pipe back and asks to wait.
 func (s *splicer) fill(fd uintptr) bool {
+	if s.d.sniff {
+		header, wait := sniffFd(fd)
+		if wait {
+			return false
+		}
+		s.d.sniff = false
+		if header {
+			s.err = errUntrustedHeader
+			return true
+		}
+	}
 	if s.p == nil {
 		if s.p = getPipe(); s.p == nil {
 			s.err = errNoPipe

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,12 +36,19 @@ const (
 // connection.
 type proxyConn struct {
 	lb      *Balancer
-	s       *settings // the balancer's settings when the connection was accepted
-	client  net.Conn
-	backend *Backend
-	server  net.Conn
-	start   time.Time
-	dialed  time.Time // when the dial to backend began
+	s       *settings      // the balancer's settings when the connection was accepted
+	pool    *Pool          // s.pool, or the pool of an SNI route
+	addr    netip.AddrPort // the client: the peer, or what a trusted PROXY header said; under mu once served
+	dest    netip.AddrPort // the address the client connected to, if a PROXY header said
+	pending []byte         // client bytes admit read, for the backend first
+
+	heldSlot, heldSource bool // admit took a listener slot, a source count
+	sniff                bool // look for a PROXY header in the first bytes copied (an untrusted peer)
+	client               net.Conn
+	backend              *Backend
+	server               net.Conn
+	start                time.Time
+	dialed               time.Time // when the dial to backend began
 
 	lastActive atomic.Int64 // UnixNano of the last byte moved either way
 	answered   atomic.Bool  // the backend has sent a byte
@@ -66,6 +74,7 @@ type direction struct {
 	bytes        atomic.Int64   // written to dst; written by the direction's running goroutine, read by Connections
 	backendBytes *atomic.Uint64 // the backend's counter for this direction
 	writeFailed  bool           // the copy's error came from writing to dst, not reading src
+	sniff        bool           // the first bytes from src must not start a PROXY header
 
 	// Guarded by pc.mu.
 	sawEOF bool  // src reached EOF
@@ -91,8 +100,15 @@ func (d *direction) moved(n int) {
 // forwarding. The connection ends in finish, run by whichever direction
 // ends last.
 func (pc *proxyConn) handle() {
-	lb := pc.lb
-	backend, server, dialed, err := lb.connect(pc.s, clientAddr(pc.client))
+	lb, s := pc.lb, pc.s
+	pc.pool = s.pool
+	if s.edge != nil {
+		if why, err := pc.admit(s.edge); why != "" {
+			pc.reject(why, err)
+			return
+		}
+	}
+	backend, server, dialed, err := lb.connect(s, pc.pool, pc.addr)
 	if err != nil {
 		why := EndConnectFailed
 		if errors.Is(err, errNoBackend) {
@@ -102,30 +118,61 @@ func (pc *proxyConn) handle() {
 		} else if lb.forceCtx.Err() != nil {
 			why = EndShutdown
 		}
-		pc.abort(why, false)
-		pc.setErr(err)
-		lb.countRejected(why)
-		pc.log()
-		lb.trackConn(pc, false)
+		pc.reject(why, err)
 		return
+	}
+	// A PROXY header, then what admit read of the client's bytes, in one
+	// write before anything else.
+	first := append(pc.proxyHeader(pc.pool.opts.Load().SendProxy), pc.pending...)
+	if len(first) > 0 {
+		if _, err := server.Write(first); err != nil {
+			server.Close()
+			fds.add(-1)
+			release(pc.pool, backend)
+			pc.reject(EndReset, err)
+			return
+		}
 	}
 	pc.mu.Lock()
 	pc.backend, pc.server, pc.dialed = backend, server, dialed
 	closed := pc.closed
 	if !closed { // under pc.mu, as abort may look at the directions at any time
-		pc.up = direction{pc: pc, src: pc.client, dst: server, eof: EndClientClosed, backendBytes: &backend.bytesOut}
+		pc.up = direction{pc: pc, src: pc.client, dst: server, eof: EndClientClosed, backendBytes: &backend.bytesOut, sniff: pc.sniff}
 		pc.down = direction{pc: pc, src: server, dst: pc.client, eof: EndBackendClosed, backendBytes: &backend.bytesIn}
 		pc.live = 2
+		if n := len(pc.pending); n > 0 {
+			pc.up.bytes.Store(int64(n))
+			backend.bytesOut.Add(uint64(n))
+			pc.pending = nil
+		}
 	}
 	pc.mu.Unlock()
 	if closed { // Shutdown's deadline passed while we were dialling
 		server.Close()
-		release(pc.s.pool, backend)
+		fds.add(-2)
+		release(pc.pool, backend)
+		pc.releaseEdge()
 		pc.log()
 		lb.trackConn(pc, false)
 		return
 	}
 	pc.forward()
+}
+
+// reject ends a connection that never reached forwarding, recording why
+// and counting it.
+func (pc *proxyConn) reject(why End, err error) {
+	pc.abort(why, false)
+	pc.mu.Lock()
+	if pc.err == nil {
+		pc.err = err
+	}
+	pc.mu.Unlock()
+	pc.lb.countRejected(why)
+	fds.add(-1) // the client's socket, closed by abort
+	pc.releaseEdge()
+	pc.log()
+	pc.lb.trackConn(pc, false)
 }
 
 // forward copies both directions concurrently, the backend-to-client one on
@@ -175,13 +222,17 @@ func (d *direction) run() {
 		if !last {
 			closeWrite(d.dst)
 		} // else finish closes both sockets now, and close sends the FIN
+	} else if errors.Is(err, errUntrustedHeader) {
+		pc.lb.countProxyError(reasonUntrusted)
+		pc.abort(EndBadProxy, true)
+		pc.setErr(err)
 	} else {
 		first := pc.abort(EndReset, true)
 		pc.setErr(err)
 		// Which socket failed: the backend's is src going down, dst going up.
 		backendFailed := (d == &pc.down) != d.writeFailed
 		if first && backendFailed && !pc.answered.Load() {
-			pc.s.pool.passiveFailure(pc.backend, "reset before the first byte: "+err.Error())
+			pc.pool.passiveFailure(pc.backend, "reset before the first byte: "+err.Error())
 		}
 	}
 	pc.directionDone()
@@ -221,7 +272,9 @@ func (pc *proxyConn) finish() {
 	}
 	pc.client.Close()
 	pc.server.Close()
-	release(pc.s.pool, pc.backend)
+	fds.add(-2)
+	release(pc.pool, pc.backend)
+	pc.releaseEdge()
 	pc.lb.durations.observe(time.Since(pc.start))
 	pc.log()
 	pc.lb.trackConn(pc, false)
@@ -281,6 +334,12 @@ func (d *direction) copyChunk() (done bool, err error) {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	n, err := d.src.Read(*bp)
+	if n > 0 && d.sniff {
+		d.sniff = false
+		if looksLikeProxy((*bp)[:n]) {
+			return false, errUntrustedHeader
+		}
+	}
 	if n > 0 {
 		if _, werr := d.dst.Write((*bp)[:n]); werr != nil {
 			d.writeFailed = true
@@ -347,7 +406,7 @@ func (pc *proxyConn) abort(why End, reset bool) bool {
 func (pc *proxyConn) setErr(err error) {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
-	if pc.err == nil && (pc.end == EndReset || pc.end == EndConnectFailed) {
+	if pc.err == nil && (pc.end == EndReset || pc.end == EndConnectFailed || pc.end == EndBadProxy) {
 		pc.err = err
 	}
 }
@@ -376,9 +435,9 @@ func (pc *proxyConn) log() {
 	now := time.Now()
 	r := slog.NewRecord(now, slog.LevelInfo, "connection", 0)
 	r.AddAttrs(
-		slog.String("client", pc.client.RemoteAddr().String()),
+		slog.String("client", pc.clientString()),
 		slog.String("listener", pc.s.name),
-		slog.String("pool", pc.s.pool.Name()),
+		slog.String("pool", pc.pool.Name()),
 		slog.String("backend", backend),
 		slog.Int64("client_bytes", pc.up.bytes.Load()),
 		slog.Int64("backend_bytes", pc.down.bytes.Load()),
@@ -389,4 +448,13 @@ func (pc *proxyConn) log() {
 		r.AddAttrs(slog.String("err", err.Error()))
 	}
 	h.Handle(ctx, r)
+}
+
+// clientString is the client's address for logs: the PROXY header's, if a
+// trusted upstream sent one.
+func (pc *proxyConn) clientString() string {
+	if pc.addr.IsValid() {
+		return pc.addr.String()
+	}
+	return pc.client.RemoteAddr().String()
 }

@@ -75,6 +75,13 @@ type PoolOptions struct {
 	// log says "drained"). Zero lets them run until they end.
 	DrainTimeout time.Duration
 
+	// SendProxy, if ProxyV1 or ProxyV2, sends a PROXY protocol header
+	// to the backend before any client byte: the client's address (the
+	// one a trusted upstream's header carried, if any) and the address it
+	// connected to. Backends must then expect the header on every
+	// connection, health checks excepted.
+	SendProxy ProxyVersion
+
 	// Logger receives health transitions (backend down, up, ejected,
 	// every backend down). If nil, slog.Default() is used.
 	Logger *slog.Logger
@@ -198,6 +205,8 @@ func (o PoolOptions) Validate() error {
 		return fmt.Errorf("drain timeout %s: must not be negative", o.DrainTimeout)
 	case o.AllDown != FailOpen && o.AllDown != Refuse:
 		return fmt.Errorf("unknown AllDown policy %d", o.AllDown)
+	case o.SendProxy < ProxyNone || o.SendProxy > ProxyV2:
+		return fmt.Errorf("unknown PROXY protocol version %d", o.SendProxy)
 	}
 	return nil
 }

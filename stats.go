@@ -3,11 +3,32 @@ package tcplb
 import (
 	"slices"
 	"time"
+
+	"github.com/tcplb/tcplb/internal/proxyproto"
 )
 
 // rejectReasons are the ends of connections that never reached a backend,
 // counted by BalancerStats.Rejected.
-var rejectReasons = [...]End{EndNoBackend, EndFull, EndConnectFailed}
+var rejectReasons = [...]End{EndNoBackend, EndFull, EndConnectFailed,
+	EndListenerFull, EndBadProxy, EndDenied, EndSourceLimit, EndRateLimited, EndNoRoute}
+
+// proxyErrorReasons are the reasons a PROXY header is refused, counted by
+// BalancerStats.ProxyErrors.
+var proxyErrorReasons = [...]string{
+	proxyproto.ReasonNotProxy, proxyproto.ReasonMalformed, proxyproto.ReasonTooLong,
+	proxyproto.ReasonTruncated, proxyproto.ReasonVersion, proxyproto.ReasonCommand,
+	proxyproto.ReasonFamily, proxyproto.ReasonTLV, proxyproto.ReasonTimeout, proxyproto.ReasonRead,
+	reasonUntrusted,
+}
+
+func (lb *Balancer) countProxyError(reason string) {
+	for i, r := range proxyErrorReasons {
+		if r == reason {
+			lb.proxyErrs[i].Add(1)
+			return
+		}
+	}
+}
 
 func (lb *Balancer) countRejected(why End) {
 	for i, r := range rejectReasons {
@@ -22,9 +43,14 @@ type BalancerStats struct {
 	Accepted uint64 // connections accepted since the balancer started
 	Active   int    // connections open now
 	// Rejected counts the accepted connections closed without reaching a
-	// backend, by how they ended: EndNoBackend, EndFull, EndConnectFailed
-	// (each key is present).
+	// backend, by how they ended: EndNoBackend, EndFull, EndConnectFailed,
+	// and Edge's EndListenerFull, EndBadProxy, EndDenied, EndSourceLimit,
+	// EndRateLimited, EndNoRoute (each key is present).
 	Rejected map[End]uint64
+	// ProxyErrors counts refused PROXY headers by reason: the parser's
+	// ("malformed", "timeout", ...) and "untrusted" (a header from a peer
+	// not trusted). Each key is present.
+	ProxyErrors map[string]uint64
 	// Durations is the histogram of the lifetimes of the connections that
 	// reached a backend, from accept to close.
 	Durations HistogramSnapshot
@@ -40,6 +66,10 @@ func (lb *Balancer) Stats() BalancerStats {
 	}
 	for i, r := range rejectReasons {
 		s.Rejected[r] = lb.rejected[i].Load()
+	}
+	s.ProxyErrors = make(map[string]uint64, len(proxyErrorReasons))
+	for i, r := range proxyErrorReasons {
+		s.ProxyErrors[r] = lb.proxyErrs[i].Load()
 	}
 	return s
 }
@@ -69,8 +99,9 @@ func (lb *Balancer) Connections(limit int) []ConnInfo {
 	}
 	out := make([]ConnInfo, len(open))
 	for i, pc := range open {
-		out[i] = ConnInfo{Client: pc.client.RemoteAddr().String(), Start: pc.start}
+		out[i] = ConnInfo{Start: pc.start}
 		pc.mu.Lock() // the directions are set up under it, with the backend
+		out[i].Client = pc.clientString()
 		if pc.backend != nil {
 			out[i].Backend = pc.backend.addr
 			out[i].ClientBytes = pc.up.bytes.Load()

@@ -2,8 +2,11 @@ package tcplb
 
 import (
 	"io"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/tcplb/tcplb/internal/proxyproto"
 )
 
 func TestBalancerStats(t *testing.T) {
@@ -33,7 +36,7 @@ func TestBalancerStats(t *testing.T) {
 	if s.Accepted != 5 || s.Active != 1 {
 		t.Errorf("Accepted, Active = %d, %d; want 5, 1", s.Accepted, s.Active)
 	}
-	if s.Rejected[EndFull] != 1 || s.Rejected[EndNoBackend] != 0 || s.Rejected[EndConnectFailed] != 0 || len(s.Rejected) != 3 {
+	if s.Rejected[EndFull] != 1 || s.Rejected[EndNoBackend] != 0 || s.Rejected[EndConnectFailed] != 0 || len(s.Rejected) != len(rejectReasons) {
 		t.Errorf("Rejected = %v, want 1 backends full and the other reasons present at 0", s.Rejected)
 	}
 	if s.Durations.Count != 3 || s.Durations.Sum <= 0 || s.Durations.Buckets[len(s.Durations.Buckets)-1] != 3 {
@@ -91,5 +94,13 @@ func TestHistogramBuckets(t *testing.T) {
 	s := h.snapshot()
 	if s.Buckets[0] != 2 || s.Buckets[1] != 4 || s.Count != 5 || s.Sum != time.Hour+time.Second+3*time.Millisecond {
 		t.Errorf("snapshot = %+v, want buckets [2 4] (le 1ms, le 1s), count 5", s)
+	}
+}
+
+func TestProxyErrorReasonsCoverParser(t *testing.T) {
+	for _, r := range proxyproto.Reasons() {
+		if !slices.Contains(proxyErrorReasons[:], r) {
+			t.Errorf("parser reason %q is not counted by BalancerStats.ProxyErrors", r)
+		}
 	}
 }

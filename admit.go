@@ -1,0 +1,243 @@
+package tcplb
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/tcplb/tcplb/internal/proxyproto"
+	"github.com/tcplb/tcplb/internal/sni"
+)
+
+// This file is the part of a connection's life between accept and dial on
+// a listener with an Edge: admit runs the checks, in the order Edge's doc
+// gives, and may read the client's first bytes (a PROXY header, a TLS
+// ClientHello), which it keeps in pc.pending for the backend.
+
+// More ways a connection ends, all before a backend is dialled.
+const (
+	EndListenerFull End = "listener full"    // the balancer held Edge.MaxConns connections, for QueueTimeout if set
+	EndBadProxy     End = "bad proxy header" // a trusted upstream sent no valid PROXY header in time, or an untrusted peer sent one
+	EndDenied       End = "denied"           // the client address is denied, or not allowed
+	EndSourceLimit  End = "source limit"     // the client address held Edge.MaxConnsPerSource connections
+	EndRateLimited  End = "rate limited"     // the client address opened connections faster than Edge.RatePerSource
+	EndNoRoute      End = "no sni route"     // no ClientHello, no server name or no route, with SNIRouting.Close
+)
+
+// admit runs e's checks on a new connection. It returns "" if the
+// connection may go on (to pc.pool, which SNI routing may have changed), or
+// the reason to close it and the error behind it, if any.
+func (pc *proxyConn) admit(e *edgeState) (End, error) {
+	lb := pc.lb
+	if e.MaxConns > 0 {
+		if !lb.acquireSlot(pc.s, e.MaxConns) {
+			return EndListenerFull, nil
+		}
+		pc.heldSlot = true
+	}
+	if p := e.ProxyProtocol; p != nil {
+		if inPrefixes(p.Trusted, pc.addr.Addr()) {
+			if why, err := pc.readProxyHeader(e, p.Optional); why != "" {
+				return why, err
+			}
+		} else if untrustedHeader(pc) {
+			lb.countProxyError(reasonUntrusted)
+			return EndBadProxy, errUntrustedHeader
+		} else {
+			pc.sniff = true // look again at the first bytes copied
+		}
+	}
+	a := pc.addr.Addr()
+	if inPrefixes(e.Deny, a) || len(e.Allow) > 0 && !inPrefixes(e.Allow, a) {
+		return EndDenied, nil
+	}
+	if e.MaxConnsPerSource > 0 || e.RatePerSource > 0 {
+		if why := lb.sources.acquire(a, e.MaxConnsPerSource, e.RatePerSource, e.burst, time.Now()); why != "" {
+			return why, nil
+		}
+		pc.heldSource = true
+	}
+	if e.SNI != nil {
+		return pc.routeSNI(e)
+	}
+	return "", nil
+}
+
+var errUntrustedHeader = errors.New("proxy protocol: header from a peer not in trusted")
+
+// reasonUntrusted is the proxy-error reason for a header from an untrusted
+// peer, next to the parser's reasons.
+const reasonUntrusted = "untrusted"
+
+var headerBufs = sync.Pool{New: func() any { b := make([]byte, proxyproto.MaxHeaderLen); return &b }}
+
+// readProxyHeader reads a trusted upstream's header within its timeout and
+// takes the client address from it. A LOCAL header (the upstream's own
+// connection, such as a health check) keeps the peer's address, as the
+// spec says.
+func (pc *proxyConn) readProxyHeader(e *edgeState, optional bool) (End, error) {
+	bp := headerBufs.Get().(*[]byte)
+	defer headerBufs.Put(bp)
+	pc.client.SetReadDeadline(time.Now().Add(e.proxyTimeout))
+	defer pc.client.SetReadDeadline(time.Time{})
+	h, rest, err := proxyproto.Read(pc.client, *bp)
+	var perr *proxyproto.Error
+	switch {
+	case err == nil:
+	case optional && errors.As(err, &perr) && perr.Reason == proxyproto.ReasonNotProxy:
+		// No header: rest holds the client's first bytes.
+	case errors.As(err, &perr):
+		pc.lb.countProxyError(perr.Reason)
+		return EndBadProxy, err
+	default: // Read's errors are all *Error; this is defence
+		pc.lb.countProxyError(proxyproto.ReasonRead)
+		return EndBadProxy, err
+	}
+	pc.pending = append(pc.pending, rest...)
+	if err == nil && !h.Local {
+		pc.mu.Lock() // Connections reads addr
+		pc.addr, pc.dest = h.Source, h.Dest
+		pc.mu.Unlock()
+	}
+	return "", nil
+}
+
+// routeSNI reads the ClientHello within its timeout and picks the pool of
+// the server name's route.
+func (pc *proxyConn) routeSNI(e *edgeState) (End, error) {
+	pc.client.SetReadDeadline(time.Now().Add(e.helloTimeout))
+	defer pc.client.SetReadDeadline(time.Time{})
+	var r io.Reader = pc.client
+	if len(pc.pending) > 0 {
+		r = io.MultiReader(bytes.NewReader(pc.pending), pc.client)
+	}
+	name, read, err := sni.ReadServerName(r, e.maxHello)
+	pc.pending = read // it includes what was pending
+	if err == nil && name != "" {
+		if pool, ok := e.sni.Lookup(name); ok {
+			pc.pool = pool
+			return "", nil
+		}
+	}
+	if e.SNI.Close {
+		if err == nil {
+			err = errors.New("no route for server name " + quoteName(name))
+		}
+		return EndNoRoute, err
+	}
+	return "", nil
+}
+
+func quoteName(name string) string {
+	if name == "" {
+		return "(none)"
+	}
+	return `"` + name + `"`
+}
+
+// acquireSlot takes one of the balancer's limit connection slots, waiting
+// up to the queue timeout in arrival order when there is none.
+func (lb *Balancer) acquireSlot(s *settings, limit int) bool {
+	try := func() bool {
+		for {
+			n := lb.slots.Load()
+			if n >= int64(limit) {
+				return false
+			}
+			if lb.slots.CompareAndSwap(n, n+1) {
+				return true
+			}
+		}
+	}
+	if !lb.slotQueue.waiting() && try() {
+		return true
+	}
+	if s.queue <= 0 {
+		return false
+	}
+	timer := time.NewTimer(s.queue)
+	defer timer.Stop()
+	head := false
+	for {
+		turn := lb.slotQueue.add(head)
+		head = true
+		select {
+		case <-turn:
+		case <-timer.C:
+			lb.slotQueue.remove(turn)
+			return false
+		case <-lb.forceCtx.Done():
+			lb.slotQueue.remove(turn)
+			return false
+		}
+		if try() {
+			lb.slotQueue.wakeOne() // there may be more room
+			return true
+		}
+	}
+}
+
+// releaseEdge gives back what admit took: the listener slot and the
+// source's count.
+func (pc *proxyConn) releaseEdge() {
+	if pc.heldSlot {
+		pc.heldSlot = false
+		pc.lb.slots.Add(-1)
+		pc.lb.slotQueue.wakeOne()
+	}
+	if pc.heldSource {
+		pc.heldSource = false
+		pc.lb.sources.release(pc.addr.Addr())
+	}
+}
+
+// proxyHeader returns the PROXY header a pool sends for this connection,
+// or nil: the client's address, and the address it connected to (the one
+// a trusted upstream's header carried, or this listener's).
+func (pc *proxyConn) proxyHeader(v ProxyVersion) []byte {
+	if v == ProxyNone {
+		return nil
+	}
+	dst := pc.dest
+	if !dst.IsValid() {
+		if a, ok := pc.client.LocalAddr().(*net.TCPAddr); ok {
+			dst = a.AddrPort()
+		}
+	}
+	src := pc.addr
+	if !src.IsValid() || !dst.IsValid() {
+		if v == ProxyV1 {
+			return proxyproto.AppendV1Unknown(nil)
+		}
+		return proxyproto.AppendV2Local(nil)
+	}
+	if v == ProxyV1 {
+		return proxyproto.AppendV1(nil, src, dst)
+	}
+	return proxyproto.AppendV2(nil, src, dst)
+}
+
+// ProxyVersion is the PROXY protocol version a pool sends to its backends.
+type ProxyVersion int
+
+// The PROXY protocol versions.
+const (
+	ProxyNone ProxyVersion = iota // send no header
+	ProxyV1                       // the text header
+	ProxyV2                       // the binary header
+)
+
+// looksLikeProxy reports whether b, a connection's first bytes, start a
+// PROXY header, or could (fewer bytes than a signature, all matching).
+func looksLikeProxy(b []byte) bool {
+	for _, sig := range []string{"PROXY ", "\r\n\r\n\x00\r\nQUIT\n"} {
+		n := min(len(b), len(sig))
+		if n > 0 && string(b[:n]) == sig[:n] {
+			return true
+		}
+	}
+	return false
+}

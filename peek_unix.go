@@ -1,0 +1,40 @@
+//go:build unix
+
+package tcplb
+
+import (
+	"net"
+	"syscall"
+)
+
+// untrustedHeader reports whether an untrusted peer's first bytes, if it
+// has sent any yet, start a PROXY header. It does not wait and consumes
+// nothing (MSG_PEEK); bytes sent later are looked at by the copy (sniff).
+func untrustedHeader(pc *proxyConn) bool {
+	tc, ok := pc.client.(*net.TCPConn)
+	if !ok {
+		return false
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var buf [16]byte
+	n := 0
+	rc.Control(func(fd uintptr) {
+		n, _, _ = syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	})
+	return n > 0 && looksLikeProxy(buf[:n])
+}
+
+// sniffFd looks at the first bytes readable on fd without consuming them:
+// it reports whether they start a PROXY header, and false, wait when there
+// are none yet.
+func sniffFd(fd uintptr) (header, wait bool) {
+	var buf [16]byte
+	n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	if err == syscall.EAGAIN {
+		return false, true
+	}
+	return n > 0 && looksLikeProxy(buf[:n]), false
+}

@@ -1,0 +1,98 @@
+package tcplb
+
+import (
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// sourceTable keeps, per client address, the open connections and a token
+// bucket of new ones, for Edge's per-source limits.
+//
+// It is bounded: at maxSources entries, an insertion first forgets the
+// entries that carry no state (no open connection and a full bucket), then,
+// if the table is still full, arbitrary entries with no open connection; so
+// a flood of distinct addresses can at worst reset some idle sources'
+// buckets, and never grows the table past maxSources plus the sources with
+// open connections (which the descriptor limit bounds).
+type sourceTable struct {
+	mu  sync.Mutex
+	m   map[netip.Addr]*source
+	max int
+}
+
+type source struct {
+	active int     // open connections
+	tokens float64 // new connections allowed now
+	last   int64   // UnixNano the tokens were counted at
+}
+
+const maxSources = 1 << 16
+
+func newSourceTable(max int) *sourceTable {
+	return &sourceTable{m: make(map[netip.Addr]*source), max: max}
+}
+
+// acquire counts a new connection from a, unless a holds maxConns already
+// (EndSourceLimit) or has no token left (EndRateLimited); 0 limits are off.
+func (t *sourceTable) acquire(a netip.Addr, maxConns int, rate, burst float64, now time.Time) End {
+	a = a.Unmap()
+	ns := now.UnixNano()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.m[a]
+	if s == nil {
+		if len(t.m) >= t.max {
+			t.evict(rate, burst, ns)
+		}
+		s = &source{tokens: burst, last: ns}
+		t.m[a] = s
+	}
+	if maxConns > 0 && s.active >= maxConns {
+		return EndSourceLimit
+	}
+	if rate > 0 {
+		s.tokens = min(burst, s.tokens+rate*float64(ns-s.last)/1e9)
+		s.last = ns
+		if s.tokens < 1 {
+			return EndRateLimited
+		}
+		s.tokens--
+	}
+	s.active++
+	return ""
+}
+
+// release counts a connection from a as closed.
+func (t *sourceTable) release(a netip.Addr) {
+	a = a.Unmap()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if s := t.m[a]; s != nil && s.active > 0 {
+		s.active--
+	}
+}
+
+// evict makes room; t.mu is held.
+func (t *sourceTable) evict(rate, burst float64, now int64) {
+	for a, s := range t.m {
+		full := rate <= 0 || s.tokens+rate*float64(now-s.last)/1e9 >= burst
+		if s.active == 0 && full {
+			delete(t.m, a)
+		}
+	}
+	for a, s := range t.m {
+		if len(t.m) < t.max*7/8 {
+			return
+		}
+		if s.active == 0 {
+			delete(t.m, a)
+		}
+	}
+}
+
+func (t *sourceTable) len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.m)
+}
