@@ -37,6 +37,7 @@ func newPipe() (*pipe, error) {
 		return nil, err
 	}
 	p := &pipe{r: fds[0], w: fds[1], size: 1 << 16}
+	countFds(2)
 	if n, err := unix.FcntlInt(uintptr(p.w), unix.F_SETPIPE_SZ, pipeSize); err == nil {
 		p.size = n
 	}
@@ -79,4 +80,5 @@ func putPipe(p *pipe) {
 func (p *pipe) close() {
 	unix.Close(p.r)
 	unix.Close(p.w)
+	countFds(-2)
 }
