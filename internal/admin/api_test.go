@@ -28,7 +28,8 @@ func TestPools(t *testing.T) {
 		t.Errorf("time = %v, want about now", got.Time)
 	}
 	wantL := []listenerJSON{{Name: "main", Pool: "app", Active: 0, Accepted: 3,
-		Rejected: map[string]uint64{"no_backend": 0, "backends_full": 0, "connect_failed": 0}}}
+		Rejected: map[string]uint64{"no_backend": 0, "backends_full": 0, "connect_failed": 0, "listener_full": 0,
+			"proxy_header": 0, "denied": 0, "source_conns": 0, "source_rate": 0, "sni": 0}}}
 	if fmt.Sprint(got.Listeners) != fmt.Sprint(wantL) {
 		t.Errorf("listeners = %+v, want %+v", got.Listeners, wantL)
 	}

@@ -14,6 +14,12 @@ var rejectLabels = []struct {
 	{tcplb.EndNoBackend, "no_backend"},
 	{tcplb.EndFull, "backends_full"},
 	{tcplb.EndConnectFailed, "connect_failed"},
+	{tcplb.EndListenerFull, "listener_full"},
+	{tcplb.EndBadProxy, "proxy_header"},
+	{tcplb.EndDenied, "denied"},
+	{tcplb.EndSourceLimit, "source_conns"},
+	{tcplb.EndRateLimited, "source_rate"},
+	{tcplb.EndNoRoute, "sni"},
 }
 
 // states are the backend states that tcplb_backend_state reports, one
@@ -28,7 +34,7 @@ type collector struct {
 	listeners []Listener
 	pools     []Pool
 
-	accepted, active, rejected, duration *prometheus.Desc
+	accepted, active, rejected, duration, proxyErrors *prometheus.Desc
 
 	backendTotal, backendActive, backendUp, backendErrors, backendBytes,
 	backendWeight, backendState, backendConnect *prometheus.Desc
@@ -46,7 +52,10 @@ func newCollector(listeners []Listener, pools []Pool) *collector {
 		active: prometheus.NewDesc("tcplb_active_connections",
 			"Client connections the listener is serving now.", l, nil),
 		rejected: prometheus.NewDesc("tcplb_rejected_connections_total",
-			"Accepted connections closed without reaching a backend, by reason: no_backend (none available), backends_full (all at max_conns), connect_failed (every dial failed).",
+			"Accepted connections closed without reaching a backend, by reason: no_backend (none available), backends_full (all at max_conns), connect_failed (every dial failed), listener_full (the listener's max_conns), proxy_header (bad or missing PROXY header, see tcplb_proxy_header_errors_total), denied (allow/deny), source_conns (max_conns_per_source), source_rate (rate_per_source), sni (no SNI route, with sni_fallback close).",
+			[]string{"listener", "reason"}, nil),
+		proxyErrors: prometheus.NewDesc("tcplb_proxy_header_errors_total",
+			"PROXY protocol headers refused, by reason: not_proxy (a trusted upstream sent none), malformed, too_long, truncated, bad_version, bad_command, bad_family, bad_tlv, timeout, untrusted (a header from a peer not trusted).",
 			[]string{"listener", "reason"}, nil),
 		duration: prometheus.NewDesc("tcplb_connection_duration_seconds",
 			"Lifetime of the connections that reached a backend, from accept to close.", l, nil),
@@ -74,7 +83,7 @@ func newCollector(listeners []Listener, pools []Pool) *collector {
 
 func (c *collector) descs() []*prometheus.Desc {
 	return []*prometheus.Desc{
-		c.accepted, c.active, c.rejected, c.duration,
+		c.accepted, c.active, c.rejected, c.duration, c.proxyErrors,
 		c.backendTotal, c.backendActive, c.backendUp, c.backendErrors, c.backendBytes,
 		c.backendWeight, c.backendState, c.backendConnect,
 	}
@@ -98,6 +107,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.rejected, counter, float64(s.Rejected[r.end]), l.Name, r.label)
 		}
 		ch <- constHistogram(c.duration, s.Durations, l.Name)
+		for reason, n := range s.ProxyErrors {
+			ch <- prometheus.MustNewConstMetric(c.proxyErrors, counter, float64(n), l.Name, reason)
+		}
 	}
 	for _, p := range c.pools {
 		pool := p.Pool.Name()

@@ -142,8 +142,8 @@ func TestCollectorDescribe(t *testing.T) {
 	ch := make(chan *prometheus.Desc, 100)
 	c.Describe(ch)
 	close(ch)
-	if len(ch) != len(families) || len(families) != 12 {
-		t.Errorf("Describe sent %d descs, Gather found %d families; want 12 each", len(ch), len(families))
+	if len(ch) != len(families) || len(families) != 13 {
+		t.Errorf("Describe sent %d descs, Gather found %d families; want 13 each", len(ch), len(families))
 	}
 }
 
