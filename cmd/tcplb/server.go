@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/tcplb/tcplb"
 	"github.com/tcplb/tcplb/internal/config"
+	"github.com/tcplb/tcplb/internal/sni"
 )
 
 // server is the running daemon: its pools, its listeners, each served by a
@@ -81,6 +83,11 @@ func (s *server) apply(next *config.Config) error {
 		}
 		plans[pc.Name] = plan
 	}
+	for _, lc := range next.Listeners {
+		if err := checkEdge(lc); err != nil {
+			return fmt.Errorf("listener %s: %v", lc.Name, err)
+		}
+	}
 
 	// Bind what is new, or give up with nothing changed.
 	fresh := map[string]net.Listener{}
@@ -130,12 +137,16 @@ func (s *server) apply(next *config.Config) error {
 		key := listenKey(lc)
 		kept[key] = true
 		pool := s.pools[lc.Pool]
+		edge := s.edge(lc, next)
 		if l := s.listeners[key]; l != nil {
 			if l.cfg.Name != lc.Name {
 				l.lb.SetName(lc.Name)
 			}
 			l.lb.SetPool(pool)
 			l.lb.SetTimeouts(next.Timeouts.Connect, idle, next.Timeouts.Queue)
+			if err := l.lb.SetEdge(edge); err != nil { // checked by checkEdge
+				s.log.Error("listener edge settings refused", "listener", lc.Name, "err", err)
+			}
 			l.cfg = lc
 			continue
 		}
@@ -145,6 +156,7 @@ func (s *server) apply(next *config.Config) error {
 			ConnectTimeout: next.Timeouts.Connect,
 			IdleTimeout:    idle,
 			QueueTimeout:   next.Timeouts.Queue,
+			Edge:           edge,
 			Logger:         s.log,
 			AccessLog:      s.accessLog,
 		}}
@@ -183,6 +195,61 @@ func (s *server) apply(next *config.Config) error {
 	s.cfg = next
 	if s.admin != nil {
 		s.admin.update(s.adminConfig())
+	}
+	return nil
+}
+
+// edge translates a listener's PROXY protocol, access, limit and SNI
+// settings; checkEdge has checked them. s.mu is held, and the pools of
+// next exist.
+func (s *server) edge(lc config.Listener, next *config.Config) tcplb.Edge {
+	prefixes := func(list []string) []netip.Prefix {
+		var out []netip.Prefix
+		for _, p := range list {
+			pfx, _ := config.ParsePrefix(p)
+			out = append(out, pfx)
+		}
+		return out
+	}
+	e := tcplb.Edge{
+		Allow:             prefixes(lc.Allow),
+		Deny:              prefixes(lc.Deny),
+		MaxConns:          lc.MaxConns,
+		MaxConnsPerSource: lc.MaxConnsPerSource,
+		RatePerSource:     lc.RatePerSource,
+		BurstPerSource:    lc.BurstPerSource,
+	}
+	if lc.ProxyProtocol != "" {
+		e.ProxyProtocol = &tcplb.ProxyAccept{
+			Trusted:  prefixes(lc.Trusted),
+			Optional: lc.ProxyProtocol == config.ProxyOptional,
+			Timeout:  next.Timeouts.ProxyHeader,
+		}
+	}
+	if len(lc.SNIRoutes) > 0 {
+		e.SNI = &tcplb.SNIRouting{Close: lc.SNIFallback == config.SNIFallbackClose, Timeout: next.Timeouts.ClientHello}
+		for _, r := range lc.SNIRoutes {
+			e.SNI.Routes = append(e.SNI.Routes, tcplb.SNIRoute{ServerName: r.ServerName, Pool: s.pools[r.Pool]})
+		}
+	}
+	return e
+}
+
+// checkEdge checks what the config's validation may let through that the
+// library refuses, before anything changes.
+func checkEdge(lc config.Listener) error {
+	for _, list := range [][]string{lc.Trusted, lc.Allow, lc.Deny} {
+		for _, p := range list {
+			if _, err := config.ParsePrefix(p); err != nil {
+				return err
+			}
+		}
+	}
+	t := sni.NewTable[int]()
+	for _, r := range lc.SNIRoutes {
+		if err := t.Add(r.ServerName, 0); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -305,6 +372,7 @@ func poolConfig(cfg *config.Config, name string) config.Pool {
 // backends get the same time to finish as connections get at shutdown.
 func poolOptions(p config.Pool, drain time.Duration, log *slog.Logger) tcplb.PoolOptions {
 	o := tcplb.PoolOptions{
+		SendProxy:    map[string]tcplb.ProxyVersion{config.ProxyV1: tcplb.ProxyV1, config.ProxyV2: tcplb.ProxyV2}[p.ProxyProtocol],
 		SlowStart:    p.SlowStart,
 		DrainTimeout: drain,
 		Logger:       log,
