@@ -65,6 +65,9 @@ func TestBackendHalfCloseClientKeepsSending(t *testing.T) {
 // Benchmarks of the whole forwarding path on loopback: a client, the
 // balancer and an echo or sink backend in one process.
 
+// lastBenchPool is the pool of the last benchLB.
+var lastBenchPool *Pool
+
 func benchLB(b *testing.B, serve func(*net.TCPConn)) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -81,7 +84,8 @@ func benchLB(b *testing.B, serve func(*net.TCPConn)) string {
 		}
 	}()
 	be, _ := NewBackend(ln.Addr().String(), 1)
-	lb := &Balancer{Pool: NewPool("bench", nil, be), Logger: slog.New(slog.DiscardHandler), AccessLog: slog.New(slog.DiscardHandler)}
+	lastBenchPool = NewPool("bench", nil, be)
+	lb := &Balancer{Pool: lastBenchPool, Logger: slog.New(slog.DiscardHandler), AccessLog: slog.New(slog.DiscardHandler)}
 	front, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)

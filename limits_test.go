@@ -274,3 +274,33 @@ func TestSetWeight(t *testing.T) {
 		}
 	}
 }
+
+func TestSync(t *testing.T) {
+	p, _ := newTestPool(t, PoolOptions{DrainTimeout: time.Hour}, "127.0.0.1:1", "127.0.0.1:2")
+	kept := p.Backend("127.0.0.1:2")
+	kept.total.Add(5)
+	err := p.Sync([]BackendSpec{{Addr: "127.0.0.1:2", Weight: 4, MaxConns: 10}, {Addr: "[::1]:3"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Backend("127.0.0.1:2") != kept || kept.Stats().Total != 5 || kept.Weight() != 4 || kept.MaxConns() != 10 {
+		t.Errorf("kept backend: same %v, %+v, weight %d, max %d; want the same *Backend, its counters, weight 4, max_conns 10",
+			p.Backend("127.0.0.1:2") == kept, kept.Stats(), kept.Weight(), kept.MaxConns())
+	}
+	if b := p.Backend("[::1]:3"); b == nil || b.Weight() != 1 {
+		t.Errorf("new backend %v, want [::1]:3 with weight 1", b)
+	}
+	if p.Backend("127.0.0.1:1") != nil || len(p.Backends()) != 2 {
+		t.Errorf("backends %v, want 127.0.0.1:1 gone", p.Backends())
+	}
+	for _, bad := range [][]BackendSpec{
+		{{Addr: "x"}},
+		{{Addr: "127.0.0.1:5", Weight: 999}},
+		{{Addr: "127.0.0.1:5"}, {Addr: "127.0.0.1:5"}},
+	} {
+		before := p.Backends()
+		if err := p.Sync(bad); err == nil || !sameSlice(before, p.Backends()) {
+			t.Errorf("Sync(%v) = %v and changed the backends, want an error and no change", bad, err)
+		}
+	}
+}

@@ -470,3 +470,50 @@ func (p *Pool) publishLocked() {
 	p.avail.Store(&avail)
 	p.queue.wakeOne()
 }
+
+// BackendSpec describes a backend for Sync.
+type BackendSpec struct {
+	Addr     string // "host:port", as NewBackend takes
+	Weight   int    // 1 to MaxWeight; 0 means 1
+	MaxConns int64  // 0: no limit
+}
+
+// Sync makes the pool's backends those of specs, as a difference: a
+// backend whose address stays keeps its *Backend (health, counters, open
+// connections) and takes the new weight and limit; a new address gets a
+// new Backend (which slow-starts, if the pool has it); an address that
+// goes drains (see SetBackends). Discovery sources (files, DNS, etcd) and
+// reloads call it. An invalid spec or an address listed twice is an error
+// and changes nothing.
+func (p *Pool) Sync(specs []BackendSpec) error {
+	seen := make(map[string]bool, len(specs))
+	fresh := make([]*Backend, len(specs))
+	for i, s := range specs {
+		w := cmpOr(s.Weight, 1)
+		b, err := NewBackend(s.Addr, w)
+		if err != nil {
+			return fmt.Errorf("pool %s: backend %s: %v", p.name, s.Addr, err)
+		}
+		if seen[s.Addr] {
+			return fmt.Errorf("pool %s: backend %s listed twice", p.name, s.Addr)
+		}
+		seen[s.Addr] = true
+		fresh[i] = b
+	}
+	bs := make([]*Backend, len(specs))
+	for i, s := range specs {
+		b := p.Backend(s.Addr)
+		if b == nil {
+			b = fresh[i]
+		}
+		b.SetMaxConns(s.MaxConns)
+		bs[i] = b
+	}
+	p.SetBackends(bs)
+	for _, s := range specs {
+		if b := p.Backend(s.Addr); b.Weight() != cmpOr(s.Weight, 1) {
+			p.SetWeight(s.Addr, cmpOr(s.Weight, 1))
+		}
+	}
+	return nil
+}
