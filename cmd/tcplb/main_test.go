@@ -500,3 +500,64 @@ func getJSON(t *testing.T, url string, v any) {
 		t.Fatalf("GET %s: %v", url, err)
 	}
 }
+
+func TestConfigEdge(t *testing.T) {
+	// The backend reads the PROXY header tcplb sends and answers with the
+	// client address it carries.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				line, _ := bufio.NewReader(c).ReadString('\n')
+				io.WriteString(c, line)
+			}()
+		}
+	}()
+	cfg := writeFile(t, "edge.yaml", fmt.Sprintf(`
+listeners:
+  - listen: 127.0.0.1:0
+    proxy_protocol: accept
+    trusted: [127.0.0.1]
+    deny: [127.0.0.2]
+    max_conns_per_source: 10
+pools:
+  - name: app
+    proxy_protocol: v1
+    backends: [%q]
+`, ln.Addr()))
+	d := startDaemon(t, "-config", cfg)
+	addr := d.listenAddr(t, 1)
+
+	c := dialT(t, addr)
+	io.WriteString(c, "PROXY TCP4 203.0.113.9 198.51.100.1 5555 443\r\n")
+	got, err := bufio.NewReader(c).ReadString('\n')
+	if want := "PROXY TCP4 203.0.113.9 198.51.100.1 5555 443\r\n"; err != nil || got != want {
+		t.Errorf("backend saw %q, %v; want the upstream's client passed on: %q", got, err, want)
+	}
+	c.Close()
+
+	// Without the header the trusted upstream is refused.
+	c = dialT(t, addr)
+	io.WriteString(c, "hello\n")
+	if b, _ := io.ReadAll(c); len(b) != 0 {
+		t.Errorf("a trusted peer without a header got %q, want the connection closed", b)
+	}
+	d.waitLog(t, "connection", 2)
+	ends := map[any]int{}
+	for _, rec := range d.records("connection") {
+		ends[rec["end"]]++
+	}
+	if ends["bad proxy header"] != 1 {
+		t.Errorf("access log ends = %v, want one bad proxy header", ends)
+	}
+	d.stop(t)
+}
