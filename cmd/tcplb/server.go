@@ -342,21 +342,17 @@ func (s *server) updatePool(p *tcplb.Pool, pc config.Pool, plan poolPlan) {
 		p.SetStrategy(plan.strategy)
 	}
 	p.SetOptions(plan.options) // validated by planPool
-	var bs []*tcplb.Backend
+	if err := p.Sync(backendSpecs(pc)); err != nil { // checked by planPool
+		s.log.Error("pool backends refused", "pool", pc.Name, "err", err)
+	}
+}
+
+func backendSpecs(pc config.Pool) []tcplb.BackendSpec {
+	specs := make([]tcplb.BackendSpec, len(pc.Backends))
 	for i, bc := range pc.Backends {
-		b := p.Backend(bc.Addr)
-		if b == nil {
-			b = plan.backends[i]
-		}
-		b.SetMaxConns(int64(bc.MaxConns))
-		bs = append(bs, b)
+		specs[i] = tcplb.BackendSpec{Addr: bc.Addr, Weight: bc.Weight, MaxConns: int64(bc.MaxConns)}
 	}
-	p.SetBackends(bs)
-	for _, bc := range pc.Backends {
-		if p.Backend(bc.Addr).Weight() != bc.Weight {
-			p.SetWeight(bc.Addr, bc.Weight)
-		}
-	}
+	return specs
 }
 
 func poolConfig(cfg *config.Config, name string) config.Pool {
