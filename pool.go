@@ -254,8 +254,8 @@ func (p *Pool) Available() []*Backend {
 // connections. So a reload should pass the same *Backend for an address
 // that stays (Backend finds it), updating its weight with SetWeight. A
 // backend that is new to the pool starts up (unchecked; with active checks
-// its first failed check takes it down) and, after the pool's first
-// SetBackends, slow-starts. A backend that leaves takes no new
+// its first failed check takes it down) and, if the pool already had
+// backends, slow-starts. A backend that leaves takes no new
 // connections; its open connections run until they end or DrainTimeout
 // passes, as with Drain.
 func (p *Pool) SetBackends(backends []*Backend) {
@@ -272,7 +272,7 @@ func (p *Pool) SetBackends(backends []*Backend) {
 		b.mu.Lock()
 		b.stopDrainLocked() // leaving and coming back cancels the leave
 		b.draining = false
-		if p.started && o.SlowStart > 0 {
+		if p.started && len(old) > 0 && o.SlowStart > 0 {
 			b.rampStart.Store(now.UnixNano())
 		}
 		b.pool = p
