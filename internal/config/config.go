@@ -171,11 +171,81 @@ type Pool struct {
 	// header.
 	ProxyProtocol string `yaml:"proxy_protocol"`
 
-	// Backends are the servers of the pool. At least one is required, and
-	// no address may appear twice. In YAML a backend may be written as just
-	// its address.
+	// Discovery, if not nil, finds the pool's backends in a file, in DNS
+	// or in etcd, instead of the static Backends list, which must then be
+	// empty. Nil, the default, when the key is absent or null.
+	Discovery *Discovery `yaml:"discovery"`
+
+	// Backends are the servers of the pool. Without Discovery at least one
+	// is required, and no address may appear twice; with Discovery there
+	// must be none. In YAML a backend may be written as just its address.
 	Backends []Backend `yaml:"backends"`
 }
+
+// Discovery says where a pool's backends are found: exactly one of File,
+// DNS and Etcd is set. DNSType, Port, Interval and DNSServer apply only
+// with DNS, and must be zero without it.
+type Discovery struct {
+	// File is the path of a file listing the backends, which is watched
+	// for changes.
+	File string `yaml:"file"`
+
+	// DNS is the host name to resolve for the backends, without a
+	// wildcard; a trailing dot is allowed.
+	DNS string `yaml:"dns"`
+
+	// DNSType is how DNS is resolved: DNSTypeA ("a"), the default, looks
+	// up its A and AAAA records and connects to Port on each address;
+	// DNSTypeSRV ("srv") looks up its SRV records, which carry the ports.
+	DNSType string `yaml:"dns_type"`
+
+	// Port is the port of the backends with DNSTypeA, 1 to 65535, and
+	// required there. It must be 0 with DNSTypeSRV.
+	Port int `yaml:"port"`
+
+	// Interval is the time between two resolutions of DNS. It defaults to
+	// DefaultDiscoveryInterval and must be at least MinDiscoveryInterval.
+	Interval time.Duration `yaml:"interval"`
+
+	// DNSServer, if not empty, is the "ip:port" address of the DNS server
+	// to ask, an IPv6 address in brackets as in "[2001:db8::53]:53"; the
+	// port is required. Empty, the default, means the system's resolver.
+	DNSServer string `yaml:"dns_server"`
+
+	// Etcd, if not nil, reads the backends from etcd keys under a prefix,
+	// watching it for changes.
+	Etcd *Etcd `yaml:"etcd"`
+}
+
+// Etcd is where in etcd a pool's backends are found.
+type Etcd struct {
+	// Endpoints are the URLs of the etcd servers, each "http://" or
+	// "https://" with a host and a port and nothing after them, as in
+	// "http://127.0.0.1:2379". At least one is required, and none may
+	// appear twice.
+	Endpoints []string `yaml:"endpoints"`
+
+	// Prefix is the key prefix under which the backends are, as in
+	// "/tcplb/app/". Required; it must start with "/".
+	Prefix string `yaml:"prefix"`
+
+	// DialTimeout bounds connecting to an endpoint. It defaults to 5s and
+	// must be positive.
+	DialTimeout time.Duration `yaml:"dial_timeout"`
+}
+
+// Values of Discovery.DNSType.
+const (
+	DNSTypeA   = "a"   // A and AAAA records, with Discovery.Port
+	DNSTypeSRV = "srv" // SRV records, which carry the ports
+)
+
+// Discovery intervals. In a Discovery built in Go, a zero Interval with DNS
+// stands for DefaultDiscoveryInterval, as Parse fills it in.
+const (
+	DefaultDiscoveryInterval = 30 * time.Second
+	MinDiscoveryInterval     = time.Second
+)
 
 // Backend is one server of a pool.
 type Backend struct {
@@ -339,6 +409,8 @@ const (
 	defaultCooldown           = 10 * time.Second
 	defaultMaxCooldown        = 5 * time.Minute
 	defaultMaxEjectionPercent = 50
+
+	defaultEtcdDialTimeout = 5 * time.Second
 )
 
 // Default returns the configuration the daemon runs without a configuration
@@ -402,6 +474,12 @@ func (h *Health) setDefaults() {
 func (h *HTTPHealth) setDefaults() { h.Path = defaultHTTPPath }
 
 func (a *Admin) setDefaults() { a.Listen = DefaultAdminListen }
+
+// Discovery has no setDefaults method: its DNSType and Interval default
+// only with DNS, which fillDerived sees once the whole mapping is decoded.
+// Left zero without DNS, they can be told apart from keys that were set.
+
+func (e *Etcd) setDefaults() { e.DialTimeout = defaultEtcdDialTimeout }
 
 func (b *Backend) setDefaults() { b.Weight = 1 }
 
@@ -473,6 +551,16 @@ func (c *Config) fillDerived() {
 		}
 		if l.Pool == "" && len(c.Pools) == 1 {
 			l.Pool = c.Pools[0].Name
+		}
+	}
+	for _, p := range c.Pools {
+		if d := p.Discovery; d != nil && d.DNS != "" {
+			if d.DNSType == "" {
+				d.DNSType = DNSTypeA
+			}
+			if d.Interval == 0 {
+				d.Interval = DefaultDiscoveryInterval
+			}
 		}
 	}
 }
