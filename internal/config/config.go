@@ -197,6 +197,7 @@ type Discovery struct {
 	// DNSType is how DNS is resolved: DNSTypeA ("a"), the default, looks
 	// up its A and AAAA records and connects to Port on each address;
 	// DNSTypeSRV ("srv") looks up its SRV records, which carry the ports.
+	// Empty means DNSTypeA.
 	DNSType string `yaml:"dns_type"`
 
 	// Port is the port of the backends with DNSTypeA, 1 to 65535, and
@@ -204,7 +205,8 @@ type Discovery struct {
 	Port int `yaml:"port"`
 
 	// Interval is the time between two resolutions of DNS. It defaults to
-	// DefaultDiscoveryInterval and must be at least MinDiscoveryInterval.
+	// DefaultDiscoveryInterval (30s), which 0 also means; otherwise it
+	// must be at least 1s.
 	Interval time.Duration `yaml:"interval"`
 
 	// DNSServer, if not empty, is the "ip:port" address of the DNS server
@@ -240,12 +242,13 @@ const (
 	DNSTypeSRV = "srv" // SRV records, which carry the ports
 )
 
-// Discovery intervals. In a Discovery built in Go, a zero Interval with DNS
-// stands for DefaultDiscoveryInterval, as Parse fills it in.
-const (
-	DefaultDiscoveryInterval = 30 * time.Second
-	MinDiscoveryInterval     = time.Second
-)
+// DefaultDiscoveryInterval is the default Discovery.Interval, which Parse
+// fills in with DNS; in a Discovery built in Go a zero Interval stands for
+// it.
+const DefaultDiscoveryInterval = 30 * time.Second
+
+// minDiscoveryInterval is the shortest Discovery.Interval other than 0.
+const minDiscoveryInterval = time.Second
 
 // Backend is one server of a pool.
 type Backend struct {

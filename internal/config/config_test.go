@@ -141,6 +141,42 @@ func TestLoadValid(t *testing.T) {
 	if got, err := Load(file); err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("Load(%q) = %+v, %v, want %+v, nil", file, got, err, *want)
 	}
+
+	// And one with each kind of discovery: file, DNS SRV and etcd.
+	file = "testdata/valid/discovery.yaml"
+	want = &Config{
+		Listeners: []Listener{
+			{Name: "app", Listen: "127.0.0.1:8080", Pool: "app", SNIFallback: "pool"},
+			{Name: "db", Listen: "127.0.0.1:5432", Pool: "db", SNIFallback: "pool"},
+			{Name: "cache", Listen: "127.0.0.1:6379", Pool: "cache", SNIFallback: "pool"},
+		},
+		Pools: []Pool{
+			{
+				Name: "app", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive,
+				Discovery: &Discovery{File: "/etc/tcplb/app.txt"},
+			},
+			{
+				Name: "db", Strategy: "least-conn", AllDown: "fail-open", SlowStart: 30 * time.Second, Passive: defaultPassive,
+				Discovery: &Discovery{
+					DNS: "_postgres._tcp.db.example.com.", DNSType: DNSTypeSRV, Interval: 10 * time.Second, DNSServer: "[2001:db8::53]:53",
+				},
+				Backends: []Backend{},
+			},
+			{
+				Name: "cache", Strategy: "hash", AllDown: "fail-open", ProxyProtocol: "v2", Passive: defaultPassive,
+				Health: &Health{Interval: 5 * time.Second, Rise: 2, Fall: 3},
+				Discovery: &Discovery{Etcd: &Etcd{
+					Endpoints:   []string{"http://10.0.0.21:2379", "https://etcd.internal:2379"},
+					Prefix:      "/tcplb/cache/",
+					DialTimeout: 5 * time.Second,
+				}},
+			},
+		},
+		Timeouts: defaultTimeouts,
+	}
+	if got, err := Load(file); err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("Load(%q) = %+v, %v, want %+v, nil", file, got, err, *want)
+	}
 }
 
 // Each testdata/invalid/NAME.yaml fails with the error in NAME.err.

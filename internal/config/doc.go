@@ -43,7 +43,19 @@
 //	      max_cooldown: 5m         # cap of the doubling; >= cooldown
 //	      max_ejection_percent: 50 # most of the pool ejected at once; 1 to 100
 //	    proxy_protocol: v2         # send backends a PROXY header: v1 or v2; default none
-//	    backends:                  # at least one
+//	    discovery:                 # optional, instead of backends; one of:
+//	      file: /etc/tcplb/app.txt # a file listing the backends; watched
+//	      dns: _app._tcp.internal  # or a host name to resolve, with:
+//	      dns_type: srv            # a (default: A and AAAA) or srv
+//	      port: 5432               # required with dns_type a; not with srv
+//	      interval: 30s            # re-resolve interval; default 30s, >= 1s
+//	      dns_server: 10.0.0.53:53 # ip:port; default: the system's resolver
+//	      etcd:                    # or keys under a prefix in etcd; watched
+//	        endpoints:             # required: http:// or https:// URLs
+//	          - http://etcd:2379   # with a host and a port
+//	        prefix: /tcplb/app/    # required, starts with /
+//	        dial_timeout: 5s       # default 5s
+//	    backends:                  # at least one, unless discovery is set
 //	      - addr: 127.0.0.1:3001   # required
 //	        weight: 2              # 1 to 256, default 1
 //	        max_conns: 100         # open at once; default 0: unlimited
@@ -64,7 +76,10 @@
 // so that "idle: 30" is not silently taken as 30 nanoseconds. In trusted,
 // allow and deny, a CIDR must have no host bits set ("10.0.0.1/8" is an
 // error suggesting 10.0.0.0/8) and a bare address stands for itself alone,
-// a /32 or a /128. A key given as null (~, or nothing after the colon)
+// a /32 or a /128. A pool's discovery takes exactly one of file, dns and
+// etcd, and no backends; dns_type, port, interval and dns_server are
+// errors without dns, and with it an interval of 0 means the default. A
+// key given as null (~, or nothing after the colon)
 // keeps its default. Anchors, aliases and merge keys (<<) work as in YAML;
 // unknown keys, duplicate keys and values of the wrong type are errors.
 //

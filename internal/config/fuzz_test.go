@@ -2,11 +2,15 @@ package config
 
 import (
 	"errors"
+	"net"
+	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // FuzzParse checks that Parse never panics, that what it accepts is a
@@ -53,6 +57,20 @@ func FuzzParse(f *testing.F) {
 		"listeners: [{listen: \":1\", sni_routes: [{server_name: \"\\u212a.example\"}, {server_name: \"*\"}, {pool: ~}], sni_fallback: ~}]\n",
 	} {
 		f.Add([]byte(listeners + "pools: [{name: p, proxy_protocol: v2, backends: [a:1]}]\ntimeouts: {proxy_header: 1ms, client_hello: ~}\n"))
+	}
+
+	// Discovery in the same kinds of forms: each source, nulls, empty
+	// values, anchors of the section and its etcd part, and merges.
+	for _, pools := range []string{
+		"pools: [{name: p, discovery: {file: /a, dns: ~, etcd: ~}, backends: []}]\n",
+		"pools: [{name: p, discovery: {dns: A.Example., port: 0x50, interval: 1m30s, dns_server: \"[fe80::1%eth0]:53\"}}]\n",
+		"pools: [{name: p, strategy: hash, discovery: {dns: _a._tcp.b, dns_type: srv, interval: 0s, dns_server: \"10.0.0.53:53\"}}]\n",
+		"pools: [{name: p, discovery: &d {etcd: &e {endpoints: [\"http://e:1\", \"https://[::1]:2/\"], prefix: /, dial_timeout: 1ns}}}, {name: q, discovery: *d}, {name: r, discovery: {etcd: *e}}]\n",
+		"pools:\n  - &p {name: p, discovery: {dns: a, port: 1}}\n  - <<: *p\n    name: q\n    discovery: {file: /b}\n  - {<<: *p, name: r, discovery: ~}\n",
+		"pools: [{name: p, discovery: {}, backends: [a:1]}, {name: q, discovery: {file: /a, dns_type: srv, port: -1, interval: 1ms, etcd: {}}}]\n",
+		"pools: [{name: p, discovery: {dns: \"*.a\", dns_type: SRV, port: 65536, dns_server: a:53}}, {name: q, discovery: {etcd: {endpoints: [e:1, \"http://e\"], prefix: a}}}]\n",
+	} {
+		f.Add([]byte("listeners: [{listen: \":1\", pool: p}]\n" + pools))
 	}
 
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -109,8 +127,8 @@ func FuzzParse(f *testing.F) {
 		if c.Timeouts.ProxyHeader <= 0 || c.Timeouts.ClientHello <= 0 {
 			t.Fatalf("Parse(%q) = %+v, nil, with a timeout that is not positive", data, *c)
 		}
-		// Pools do not share health settings, even through aliases, so
-		// that changing one pool's does not change another's.
+		// Pools do not share health or discovery settings, even through
+		// aliases, so that changing one pool's does not change another's.
 		seen := make(map[any]bool)
 		for _, p := range c.Pools {
 			if h := p.Health; h != nil {
@@ -122,6 +140,66 @@ func FuzzParse(f *testing.F) {
 					seen[h.HTTP] = true
 				}
 			}
+			if d := p.Discovery; d != nil {
+				if seen[d] || d.Etcd != nil && seen[d.Etcd] {
+					t.Fatalf("Parse(%q) = %+v, nil, with pools sharing discovery settings", data, *c)
+				}
+				seen[d] = true
+				if d.Etcd != nil {
+					seen[d.Etcd] = true
+				}
+			}
+			checkDiscovery(t, data, p)
 		}
 	})
+}
+
+// checkDiscovery fails t unless the pool p, parsed from data, has either
+// static backends or one complete discovery source, with the DNS defaults
+// filled in, as the daemon builds its sources from.
+func checkDiscovery(t *testing.T, data []byte, p Pool) {
+	t.Helper()
+	d := p.Discovery
+	if d == nil {
+		if len(p.Backends) == 0 {
+			t.Fatalf("Parse(%q): pool %q has neither backends nor discovery", data, p.Name)
+		}
+		return
+	}
+	n := 0
+	for _, set := range []bool{d.File != "", d.DNS != "", d.Etcd != nil} {
+		if set {
+			n++
+		}
+	}
+	ok := n == 1 && len(p.Backends) == 0
+	if d.DNS == "" {
+		ok = ok && d.DNSType == "" && d.Port == 0 && d.Interval == 0 && d.DNSServer == ""
+	} else {
+		name := serverNameKey(d.DNS)
+		ok = ok && validServerName(name) && !strings.HasPrefix(name, "*") && d.Interval >= time.Second
+		switch d.DNSType {
+		case DNSTypeA:
+			ok = ok && d.Port >= 1 && d.Port <= 65535
+		case DNSTypeSRV:
+			ok = ok && d.Port == 0
+		default:
+			ok = false
+		}
+		if d.DNSServer != "" {
+			host, _, err := net.SplitHostPort(d.DNSServer)
+			_, perr := netip.ParseAddr(host)
+			ok = ok && err == nil && perr == nil
+		}
+	}
+	if e := d.Etcd; e != nil {
+		ok = ok && len(e.Endpoints) > 0 && strings.HasPrefix(e.Prefix, "/") && e.DialTimeout > 0
+		for _, ep := range e.Endpoints {
+			u, err := url.Parse(ep)
+			ok = ok && err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Hostname() != "" && u.Port() != ""
+		}
+	}
+	if !ok {
+		t.Fatalf("Parse(%q): pool %q has a bad discovery %+v (etcd %+v)", data, p.Name, *d, d.Etcd)
+	}
 }

@@ -555,6 +555,103 @@ pools: [{name: p, backends: [a:1]}]
 			Timeouts: defaultTimeouts,
 		},
 	},
+	{
+		// Discovery instead of backends: a file, DNS (with its defaults
+		// filled in only there) and etcd, with the other pool keys.
+		name: "discovery",
+		in: `
+listeners: [{listen: ":1", pool: file}]
+pools:
+  - name: file
+    discovery: {file: /etc/tcplb/app.txt}
+  - name: dns-a
+    strategy: hash
+    hash_balance_factor: 125
+    proxy_protocol: v2
+    discovery: {dns: db.example., port: 5432}
+  - name: dns-srv
+    slow_start: 10s
+    health: {}
+    discovery:
+      dns: _app._tcp.Example.COM
+      dns_type: srv
+      interval: 1s
+      dns_server: "[2001:db8::53]:53"
+  - name: etcd
+    discovery:
+      etcd: {endpoints: [http://127.0.0.1:2379, "https://[::1]:2379/"], prefix: /tcplb/app/}
+    backends: []
+  - name: dns-zero
+    discovery: {dns: a.example, dns_type: ~, port: 65535, interval: 0s, dns_server: ~, etcd: ~}
+  - name: static
+    discovery: ~
+    backends: [a:1]
+`,
+		want: &Config{
+			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "file", SNIFallback: "pool"}},
+			Pools: []Pool{
+				{Name: "file", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Discovery: &Discovery{File: "/etc/tcplb/app.txt"}},
+				{
+					Name: "dns-a", Strategy: "hash", HashBalanceFactor: 125, AllDown: "fail-open", Passive: defaultPassive, ProxyProtocol: "v2",
+					Discovery: &Discovery{DNS: "db.example.", DNSType: "a", Port: 5432, Interval: 30 * time.Second},
+				},
+				{
+					Name: "dns-srv", Strategy: "round-robin", AllDown: "fail-open", SlowStart: 10 * time.Second, Health: &defaultHealth, Passive: defaultPassive,
+					Discovery: &Discovery{DNS: "_app._tcp.Example.COM", DNSType: "srv", Interval: time.Second, DNSServer: "[2001:db8::53]:53"},
+				},
+				{
+					Name: "etcd", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive,
+					Discovery: &Discovery{Etcd: &Etcd{Endpoints: []string{"http://127.0.0.1:2379", "https://[::1]:2379/"}, Prefix: "/tcplb/app/", DialTimeout: 5 * time.Second}},
+					Backends:  []Backend{},
+				},
+				{
+					Name: "dns-zero", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive,
+					Discovery: &Discovery{DNS: "a.example", DNSType: "a", Port: 65535, Interval: 30 * time.Second},
+				},
+				{Name: "static", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{{Addr: "a:1", Weight: 1}}},
+			},
+			Timeouts: defaultTimeouts,
+		},
+	},
+	{
+		// Merge keys and aliases carry discovery; a key replaces the
+		// merged discovery whole.
+		name: "merged discovery",
+		in: `
+listeners: [{listen: ":1", pool: a}]
+pools:
+  - &a {name: a, all_down: refuse, discovery: &d {dns: a.example, port: 1, interval: 1m}}
+  - <<: *a
+    name: b
+  - name: c
+    discovery: *d
+  - <<: *a
+    name: d
+    discovery: {etcd: &e {endpoints: ["http://e:1"], prefix: /, dial_timeout: 1s}}
+  - {name: e, discovery: {etcd: *e}}
+  - <<: *a
+    name: f
+    discovery: {dns: f.example, dns_type: srv}
+`,
+		want: &Config{
+			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "a", SNIFallback: "pool"}},
+			Pools: []Pool{
+				{Name: "a", Strategy: "round-robin", AllDown: "refuse", Passive: defaultPassive, Discovery: &Discovery{DNS: "a.example", DNSType: "a", Port: 1, Interval: time.Minute}},
+				{Name: "b", Strategy: "round-robin", AllDown: "refuse", Passive: defaultPassive, Discovery: &Discovery{DNS: "a.example", DNSType: "a", Port: 1, Interval: time.Minute}},
+				{Name: "c", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Discovery: &Discovery{DNS: "a.example", DNSType: "a", Port: 1, Interval: time.Minute}},
+				{
+					Name: "d", Strategy: "round-robin", AllDown: "refuse", Passive: defaultPassive,
+					Discovery: &Discovery{Etcd: &Etcd{Endpoints: []string{"http://e:1"}, Prefix: "/", DialTimeout: time.Second}},
+				},
+				{
+					Name: "e", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive,
+					Discovery: &Discovery{Etcd: &Etcd{Endpoints: []string{"http://e:1"}, Prefix: "/", DialTimeout: time.Second}},
+				},
+				{Name: "f", Strategy: "round-robin", AllDown: "refuse", Passive: defaultPassive, Discovery: &Discovery{DNS: "f.example", DNSType: "srv", Interval: 30 * time.Second}},
+			},
+			Timeouts: defaultTimeouts,
+		},
+	},
 }
 
 func TestParse(t *testing.T) {
@@ -609,7 +706,7 @@ var parseErrorTests = []struct {
 
 	// Keys.
 	{"unknown key", okListeners + "pools:\n  - name: p\n    bakends: [a:1]\n    backends: [a:1]\n", []string{
-		"line 4: pools[0].bakends: unknown key (known: name, strategy, hash_balance_factor, all_down, slow_start, health, passive, proxy_protocol, backends)",
+		"line 4: pools[0].bakends: unknown key (known: name, strategy, hash_balance_factor, all_down, slow_start, health, passive, proxy_protocol, discovery, backends)",
 	}},
 	{"duplicate key", okListeners + "pools:\n  - name: p\n    name: q\n    backends: [a:1]\n", []string{
 		"line 4: pools[0].name: duplicate key",
@@ -1023,6 +1120,167 @@ pools: [{name: p, backends: [a:1]}, {name: q, backends: [a:1]}]
 		`line 3: timeouts.client_hello: "0s": must be greater than 0`,
 	}},
 
+	// Discovery.
+	{"unknown discovery key", okListeners + "pools: [{name: p, discovery: {path: /a}}]\n", []string{
+		"line 2: pools[0].discovery.path: unknown key (known: file, dns, dns_type, port, interval, dns_server, etcd)",
+		"line 2: pools[0].discovery: one of file, dns or etcd is required",
+	}},
+	{"discovery is a scalar", okListeners + "pools: [{name: p, discovery: /etc/app.txt}]\n", []string{
+		`line 2: pools[0].discovery: "/etc/app.txt": want a mapping`,
+	}},
+	{"discovery is a list", okListeners + "pools: [{name: p, discovery: [{file: /a}]}]\n", []string{
+		"line 2: pools[0].discovery: want a mapping, got a list",
+	}},
+	{"discovery with backends", okListeners + "pools:\n  - name: p\n    discovery:\n      file: /a\n    backends: [a:1]\n", []string{
+		"line 5: pools[0].discovery: backends and discovery cannot both be set",
+	}},
+	{"null discovery needs backends", okListeners + "pools: [{name: p, discovery: ~}]\n", []string{
+		"line 2: pools[0].backends: at least one backend is required",
+	}},
+	{"empty discovery", okListeners + "pools:\n  - name: p\n    discovery: {}\n", []string{
+		"line 4: pools[0].discovery: one of file, dns or etcd is required",
+	}},
+	{"discovery with empty or null values", okListeners + "pools:\n  - name: p\n    discovery:\n      file: \"\"\n      dns: ~\n      etcd: ~\n", []string{
+		"line 5: pools[0].discovery: one of file, dns or etcd is required",
+	}},
+	{"discovery alternatives", "listeners: [{listen: \":1\", pool: p}]\npools:\n  - name: p\n    discovery: {file: /a, dns: a.example, port: 1}\n  - name: q\n    discovery:\n      file: /a\n      etcd: {endpoints: [\"http://e:1\"], prefix: /}\n", []string{
+		"line 4: pools[0].discovery: file, dns and etcd are alternatives: set one",
+		"line 7: pools[1].discovery: file, dns and etcd are alternatives: set one",
+	}},
+	{"discovery file is a list", okListeners + "pools: [{name: p, discovery: {file: [/a]}}]\n", []string{
+		"line 2: pools[0].discovery.file: want a string, got a list",
+		"line 2: pools[0].discovery: one of file, dns or etcd is required",
+	}},
+	{"dns keys without dns", okListeners + `pools:
+  - name: p
+    discovery:
+      file: /etc/tcplb/app.txt
+      dns_type: srv
+      port: 5432
+      interval: 10s
+      dns_server: 10.0.0.53:53
+`, []string{
+		`line 6: pools[0].discovery.dns_type: "srv": only applies with dns`,
+		"line 7: pools[0].discovery.port: 5432: only applies with dns",
+		`line 8: pools[0].discovery.interval: "10s": only applies with dns`,
+		`line 9: pools[0].discovery.dns_server: "10.0.0.53:53": only applies with dns`,
+	}},
+	{"bad dns names", "listeners: [{listen: \":1\", pool: p0}]\npools:\n" +
+		"  - {name: p0, discovery: {dns: \"*.example.com\", port: 1}}\n" +
+		"  - {name: p1, discovery: {dns: a..example, port: 1}}\n" +
+		"  - {name: p2, discovery: {dns: -a.example, port: 1}}\n" +
+		"  - {name: p3, discovery: {dns: a b.example, port: 1}}\n" +
+		"  - {name: p4, discovery: {dns: a.example:5432, port: 1}}\n" +
+		"  - {name: p5, discovery: {dns: " + strings.Repeat("a", 64) + ".example, port: 1}}\n" +
+		"  - {name: p6, discovery: {dns: \"\\u212a.example\", port: 1}}\n" +
+		"  - {name: p7, discovery: {dns: ., port: 1}}\n", []string{
+		`line 3: pools[0].discovery.dns: "*.example.com": want a host name`,
+		`line 4: pools[1].discovery.dns: "a..example": want a host name`,
+		`line 5: pools[2].discovery.dns: "-a.example": want a host name`,
+		`line 6: pools[3].discovery.dns: "a b.example": want a host name`,
+		`line 7: pools[4].discovery.dns: "a.example:5432": want a host name`,
+		`line 8: pools[5].discovery.dns: "` + strings.Repeat("a", 61) + `...": want a host name`,
+		"line 9: pools[6].discovery.dns: \"\u212a.example\": want a host name",
+		`line 10: pools[7].discovery.dns: ".": want a host name`,
+	}},
+	{"bad dns_type", "listeners: [{listen: \":1\", pool: p}]\npools:\n  - {name: p, discovery: {dns: a.example, dns_type: mx, port: 1}}\n  - {name: q, discovery: {dns: a.example, dns_type: SRV, port: 70000}}\n", []string{
+		`line 3: pools[0].discovery.dns_type: "mx": want a or srv`,
+		`line 4: pools[1].discovery.dns_type: "SRV": want a or srv`,
+		"line 4: pools[1].discovery.port: 70000: must be between 1 and 65535",
+	}},
+	{"dns without port", okListeners + "pools:\n  - name: p\n    discovery:\n      dns: db.example\n      dns_type: a\n", []string{
+		"line 5: pools[0].discovery.port: required with dns_type a: the port of the backends",
+	}},
+	{"dns port out of range", "listeners: [{listen: \":1\", pool: p}]\npools:\n  - {name: p, discovery: {dns: a.example, port: 65536}}\n  - {name: q, discovery: {dns: a.example, port: -1}}\n  - {name: r, discovery: {dns: a.example, port: 0}}\n", []string{
+		"line 3: pools[0].discovery.port: 65536: must be between 1 and 65535",
+		"line 4: pools[1].discovery.port: -1: must be between 1 and 65535",
+		"line 5: pools[2].discovery.port: required with dns_type a: the port of the backends",
+	}},
+	{"dns port not an integer", okListeners + "pools: [{name: p, discovery: {dns: a.example, port: postgres}}]\n", []string{
+		`line 2: pools[0].discovery.port: "postgres": want an integer`,
+	}},
+	{"port with srv", okListeners + "pools:\n  - name: p\n    discovery:\n      dns: _pg._tcp.example\n      dns_type: srv\n      port: 5432\n", []string{
+		"line 7: pools[0].discovery.port: 5432: not allowed with dns_type srv, whose records carry the ports",
+	}},
+	{"bad intervals", "listeners: [{listen: \":1\", pool: p}]\npools:\n  - {name: p, discovery: {dns: a.example, port: 1, interval: 999ms}}\n  - {name: q, discovery: {dns: a.example, port: 1, interval: -1s}}\n  - {name: r, discovery: {dns: a.example, port: 1, interval: 30}}\n", []string{
+		`line 3: pools[0].discovery.interval: "999ms": must be at least 1s (0 means 30s)`,
+		`line 4: pools[1].discovery.interval: "-1s": must be at least 1s (0 means 30s)`,
+		"line 5: pools[2].discovery.interval: 30: want a duration like 5s",
+	}},
+	{"bad dns servers", "listeners: [{listen: \":1\", pool: p0}]\npools:\n" +
+		"  - {name: p0, discovery: {dns: a.example, port: 1, dns_server: 10.0.0.53}}\n" +
+		"  - {name: p1, discovery: {dns: a.example, port: 1, dns_server: \"ns.example:53\"}}\n" +
+		"  - {name: p2, discovery: {dns: a.example, port: 1, dns_server: \":53\"}}\n" +
+		"  - {name: p3, discovery: {dns: a.example, port: 1, dns_server: \"10.0.0.53:0\"}}\n" +
+		"  - {name: p4, discovery: {dns: a.example, port: 1, dns_server: \"10.0.0.53:dns\"}}\n" +
+		"  - {name: p5, discovery: {dns: a.example, port: 1, dns_server: \"2001:db8::53:53\"}}\n" +
+		"  - {name: p6, discovery: {dns: a.example, port: 1, dns_server: \"[2001:db8::53]\"}}\n" +
+		"  - {name: p7, discovery: {dns: a.example, port: 1, dns_server: \"\"}}\n", []string{
+		`line 3: pools[0].discovery.dns_server: "10.0.0.53": missing port in address`,
+		`line 4: pools[1].discovery.dns_server: "ns.example:53": want an IP address and a port, as in 10.0.0.53:53 or [2001:db8::53]:53`,
+		`line 5: pools[2].discovery.dns_server: ":53": want an IP address and a port, as in 10.0.0.53:53 or [2001:db8::53]:53`,
+		`line 6: pools[3].discovery.dns_server: "10.0.0.53:0": invalid port`,
+		`line 7: pools[4].discovery.dns_server: "10.0.0.53:dns": invalid port`,
+		`line 8: pools[5].discovery.dns_server: "2001:db8::53:53": too many colons in address`,
+		`line 9: pools[6].discovery.dns_server: "[2001:db8::53]": missing port in address`,
+	}},
+	{"empty etcd", okListeners + "pools:\n  - name: p\n    discovery:\n      etcd: {}\n", []string{
+		"line 5: pools[0].discovery.etcd.endpoints: at least one endpoint is required",
+		"line 5: pools[0].discovery.etcd.prefix: required",
+	}},
+	{"etcd is a scalar", okListeners + "pools: [{name: p, discovery: {etcd: \"http://e:1\"}}]\n", []string{
+		`line 2: pools[0].discovery.etcd: "http://e:1": want a mapping`,
+	}},
+	{"etcd endpoints is a scalar", okListeners + "pools: [{name: p, discovery: {etcd: {endpoints: \"http://e:1\", prefix: /}}}]\n", []string{
+		`line 2: pools[0].discovery.etcd.endpoints: "http://e:1": want a list`,
+	}},
+	{"bad etcd", okListeners + `pools:
+  - name: p
+    discovery:
+      etcd:
+        endpoints:
+          - 127.0.0.1:2379
+          - ftp://e:1
+          - HTTP://e:1
+          - http://:2379
+          - http://e
+          - "http://e:"
+          - http://e:0
+          - http://e:65536
+          - http://e:x
+          - http://u:p@e:1
+          - http://e:1/v3
+          - http://e:1?x=1
+          - http://e:1#x
+          - http://e:1
+          - https://e:1
+          - http://e:1
+        prefix: tcplb/app/
+        dial_timeout: 0s
+`, []string{
+		`line 7: pools[0].discovery.etcd.endpoints[0]: "127.0.0.1:2379": want an http:// or https:// URL with a host and a port, as in http://127.0.0.1:2379`,
+		`line 8: pools[0].discovery.etcd.endpoints[1]: "ftp://e:1": want an http:// or https:// URL with a host and a port, as in http://127.0.0.1:2379`,
+		`line 9: pools[0].discovery.etcd.endpoints[2]: "HTTP://e:1": want an http:// or https:// URL with a host and a port, as in http://127.0.0.1:2379`,
+		`line 10: pools[0].discovery.etcd.endpoints[3]: "http://:2379": missing host`,
+		`line 11: pools[0].discovery.etcd.endpoints[4]: "http://e": missing port`,
+		`line 12: pools[0].discovery.etcd.endpoints[5]: "http://e:": missing port`,
+		`line 13: pools[0].discovery.etcd.endpoints[6]: "http://e:0": invalid port`,
+		`line 14: pools[0].discovery.etcd.endpoints[7]: "http://e:65536": invalid port`,
+		`line 15: pools[0].discovery.etcd.endpoints[8]: "http://e:x": want an http:// or https:// URL with a host and a port, as in http://127.0.0.1:2379`,
+		`line 16: pools[0].discovery.etcd.endpoints[9]: "http://u:p@e:1": want only a scheme, a host and a port`,
+		`line 17: pools[0].discovery.etcd.endpoints[10]: "http://e:1/v3": want only a scheme, a host and a port`,
+		`line 18: pools[0].discovery.etcd.endpoints[11]: "http://e:1?x=1": want only a scheme, a host and a port`,
+		`line 19: pools[0].discovery.etcd.endpoints[12]: "http://e:1#x": want only a scheme, a host and a port`,
+		`line 22: pools[0].discovery.etcd.endpoints[15]: "http://e:1": duplicate endpoint`,
+		`line 23: pools[0].discovery.etcd.prefix: "tcplb/app/": must start with "/"`,
+		`line 24: pools[0].discovery.etcd.dial_timeout: "0s": must be greater than 0`,
+	}},
+	{"discovery keeps the pool rules", okListeners + "pools:\n  - name: p\n    strategy: hash\n    slow_start: 30s\n    hash_balance_factor: 50\n    proxy_protocol: v3\n    discovery: {file: /a}\n", []string{
+		`line 5: pools[0].slow_start: "30s": does not apply to strategy hash: ramping would move clients between backends`,
+		"line 6: pools[0].hash_balance_factor: 50: must be 0 (off) or at least 100",
+		`line 7: pools[0].proxy_protocol: "v3": want v1 or v2 (accepting headers is a listener's proxy_protocol)`,
+	}},
+
 	// Aliases.
 	{"alias of the wrong kind", "listeners: &l\n  - {listen: \":1\", pool: *l}\n" + okPools, []string{
 		"line 2: listeners[0].pool: want a string, got a list",
@@ -1035,7 +1293,7 @@ pools: [{name: p, backends: [a:1]}, {name: q, backends: [a:1]}]
 	}},
 	{"merge with unknown key", okListeners + "x: &x {port: 1}\npools:\n  - <<: *x\n    name: p\n    backends: [a:1]\n", []string{
 		"line 2: x: unknown key (known: listeners, pools, timeouts, admin)",
-		"line 2: pools[0].port: unknown key (known: name, strategy, hash_balance_factor, all_down, slow_start, health, passive, proxy_protocol, backends)",
+		"line 2: pools[0].port: unknown key (known: name, strategy, hash_balance_factor, all_down, slow_start, health, passive, proxy_protocol, discovery, backends)",
 	}},
 
 	// Junk.

@@ -5,6 +5,7 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,9 +18,11 @@ import (
 // does not fill in defaults, so it also checks configurations built in Go:
 // there an empty listener Name stands for the listen address and an empty
 // listener Pool for the only pool, a nil Health and a zero Passive turn the
-// checks off, but an empty pool Strategy or AllDown, an empty listener
-// SNIFallback, a zero Weight, or a zero Timeouts.ProxyHeader or
-// ClientHello, is an error.
+// checks off, and with Discovery.DNS an empty DNSType stands for DNSTypeA
+// and a zero Interval for DefaultDiscoveryInterval, but an empty pool
+// Strategy or AllDown, an empty listener SNIFallback, a zero Weight, a
+// zero Etcd.DialTimeout, or a zero Timeouts.ProxyHeader or ClientHello, is
+// an error.
 func (c *Config) Validate() error {
 	return c.validate().err()
 }
@@ -116,13 +119,18 @@ func (c *Config) validatePools(errs *errorList) []string {
 		default:
 			errs.add(0, path+".proxy_protocol", "%s: want v1 or v2 (accepting headers is a listener's proxy_protocol)", quote(p.ProxyProtocol))
 		}
+		if p.Discovery != nil {
+			p.validateDiscovery(errs, path+".discovery")
+		}
 		p.validateBackends(errs, path+".backends")
 	}
 	return names
 }
 
+// validateBackends checks the static backends, which a pool with discovery
+// need not have.
 func (p *Pool) validateBackends(errs *errorList, path string) {
-	if len(p.Backends) == 0 {
+	if len(p.Backends) == 0 && p.Discovery == nil {
 		errs.add(0, path, "at least one backend is required")
 	}
 	seen := make(map[string]bool)
@@ -143,6 +151,155 @@ func (p *Pool) validateBackends(errs *errorList, path string) {
 			errs.add(0, bpath+".max_conns", "%d: must not be negative", b.MaxConns)
 		}
 	}
+}
+
+// validateDiscovery checks p.Discovery, which is not nil. Its errors come
+// in the order of the keys in Discovery.
+func (p *Pool) validateDiscovery(errs *errorList, path string) {
+	d := p.Discovery
+	if len(p.Backends) > 0 {
+		errs.add(0, path, "backends and discovery cannot both be set")
+	}
+	switch n := countSet(d.File != "", d.DNS != "", d.Etcd != nil); {
+	case n == 0:
+		errs.add(0, path, "one of file, dns or etcd is required")
+	case n > 1:
+		errs.add(0, path, "file, dns and etcd are alternatives: set one")
+	}
+	if d.DNS == "" {
+		// Parse leaves the DNS keys zero without dns: see fillDerived.
+		if d.DNSType != "" {
+			errs.add(0, path+".dns_type", "%s: only applies with dns", quote(d.DNSType))
+		}
+		if d.Port != 0 {
+			errs.add(0, path+".port", "%d: only applies with dns", d.Port)
+		}
+		if d.Interval != 0 {
+			errs.add(0, path+".interval", "%s: only applies with dns", quote(d.Interval.String()))
+		}
+		if d.DNSServer != "" {
+			errs.add(0, path+".dns_server", "%s: only applies with dns", quote(d.DNSServer))
+		}
+	} else {
+		d.validateDNS(errs, path)
+	}
+	if d.Etcd != nil {
+		d.Etcd.validate(errs, path+".etcd")
+	}
+}
+
+// validateDNS checks the keys of a discovery by DNS.
+func (d *Discovery) validateDNS(errs *errorList, path string) {
+	if name := serverNameKey(d.DNS); strings.HasPrefix(name, "*.") || !validServerName(name) {
+		errs.add(0, path+".dns", "%s: want a host name", quote(d.DNS))
+	}
+	switch d.DNSType {
+	case "", DNSTypeA:
+		switch {
+		case d.Port == 0:
+			errs.add(0, path+".port", "required with dns_type %s: the port of the backends", DNSTypeA)
+		case d.Port < 0 || d.Port > 65535:
+			errs.add(0, path+".port", "%d: must be between 1 and 65535", d.Port)
+		}
+	case DNSTypeSRV:
+		if d.Port != 0 {
+			errs.add(0, path+".port", "%d: not allowed with dns_type %s, whose records carry the ports", d.Port, DNSTypeSRV)
+		}
+	default:
+		errs.add(0, path+".dns_type", "%s: want %s or %s", quote(d.DNSType), DNSTypeA, DNSTypeSRV)
+		if d.Port < 0 || d.Port > 65535 {
+			errs.add(0, path+".port", "%d: must be between 1 and 65535", d.Port)
+		}
+	}
+	if d.Interval != 0 && d.Interval < minDiscoveryInterval {
+		errs.add(0, path+".interval", "%s: must be at least %s (0 means %s)", quote(d.Interval.String()), minDiscoveryInterval, DefaultDiscoveryInterval)
+	}
+	if d.DNSServer != "" {
+		if err := checkDNSServer(d.DNSServer); err != nil {
+			errs.add(0, path+".dns_server", "%v", err)
+		}
+	}
+}
+
+// checkDNSServer reports why addr is not the "ip:port" address of a DNS
+// server, or nil if it is. A name is not accepted: it would need a DNS
+// server of its own.
+func checkDNSServer(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		if ae, ok := err.(*net.AddrError); ok {
+			err = fmt.Errorf("%s", ae.Err) // without the address again
+		}
+		return fmt.Errorf("%s: %v", quote(addr), err)
+	}
+	if _, err := netip.ParseAddr(host); err != nil {
+		return fmt.Errorf("%s: want an IP address and a port, as in 10.0.0.53:53 or [2001:db8::53]:53", quote(addr))
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
+		return fmt.Errorf("%s: invalid port", quote(addr))
+	}
+	return nil
+}
+
+func (e *Etcd) validate(errs *errorList, path string) {
+	if len(e.Endpoints) == 0 {
+		errs.add(0, path+".endpoints", "at least one endpoint is required")
+	}
+	seen := make(map[string]bool)
+	for i, ep := range e.Endpoints {
+		if err := checkEtcdEndpoint(ep); err != nil {
+			errs.add(0, indexPath(path+".endpoints", i), "%v", err)
+		} else if seen[ep] {
+			errs.add(0, indexPath(path+".endpoints", i), "%s: duplicate endpoint", quote(ep))
+		}
+		seen[ep] = true
+	}
+	switch {
+	case e.Prefix == "":
+		errs.add(0, path+".prefix", "required")
+	case !strings.HasPrefix(e.Prefix, "/"):
+		errs.add(0, path+".prefix", "%s: must start with \"/\"", quote(e.Prefix))
+	}
+	if e.DialTimeout <= 0 {
+		errs.add(0, path+".dial_timeout", "%s: must be greater than 0", quote(e.DialTimeout.String()))
+	}
+}
+
+// checkEtcdEndpoint reports why s is not the URL of an etcd server,
+// "http://" or "https://", a host and a port, and nothing more, or nil if
+// it is.
+func checkEtcdEndpoint(s string) error {
+	const want = "want an http:// or https:// URL with a host and a port, as in http://127.0.0.1:2379"
+	if !strings.HasPrefix(s, "http://") && !strings.HasPrefix(s, "https://") {
+		return fmt.Errorf("%s: %s", quote(s), want)
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("%s: %s", quote(s), want)
+	}
+	switch {
+	case u.User != nil || u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
+		return fmt.Errorf("%s: want only a scheme, a host and a port", quote(s))
+	case u.Hostname() == "":
+		return fmt.Errorf("%s: missing host", quote(s))
+	case u.Port() == "":
+		return fmt.Errorf("%s: missing port", quote(s))
+	}
+	if p, err := strconv.ParseUint(u.Port(), 10, 16); err != nil || p == 0 {
+		return fmt.Errorf("%s: invalid port", quote(s))
+	}
+	return nil
+}
+
+// countSet returns how many of the conditions hold.
+func countSet(conds ...bool) int {
+	n := 0
+	for _, c := range conds {
+		if c {
+			n++
+		}
+	}
+	return n
 }
 
 func (h *Health) validate(errs *errorList, path string) {

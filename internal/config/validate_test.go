@@ -304,6 +304,65 @@ func TestValidate(t *testing.T) {
 			"listeners[0].sni_routes[2].pool: required",
 			"listeners[0].sni_routes[3].server_name: required",
 		}},
+		{"discovery instead of backends", func(c *Config) {
+			c.Pools[0].Backends = nil
+			c.Pools[0].Discovery = &Discovery{File: "/etc/tcplb/app.txt"}
+			c.Pools = append(c.Pools,
+				Pool{Name: "dns", Strategy: "hash", HashBalanceFactor: 125, AllDown: "refuse", ProxyProtocol: "v1",
+					Discovery: &Discovery{DNS: "db.example.", DNSType: DNSTypeA, Port: 5432, Interval: time.Second, DNSServer: "10.0.0.53:53"}},
+				Pool{Name: "srv", Strategy: "round-robin", AllDown: "fail-open", SlowStart: time.Minute, Backends: []Backend{},
+					Discovery: &Discovery{DNS: "_app._tcp.example", DNSType: DNSTypeSRV, Interval: time.Hour, DNSServer: "[fe80::53%eth0]:5353"}},
+				Pool{Name: "etcd", Strategy: "round-robin", AllDown: "fail-open",
+					Discovery: &Discovery{Etcd: &Etcd{Endpoints: []string{"http://127.0.0.1:2379", "https://[::1]:2379", "https://etcd.example:1/"}, Prefix: "/", DialTimeout: time.Nanosecond}}},
+			)
+		}, nil},
+		{"zero dns type and interval stand for their defaults", func(c *Config) {
+			c.Pools[0].Backends = nil
+			c.Pools[0].Discovery = &Discovery{DNS: "a.example", Port: 1}
+		}, nil},
+		{"zero discovery and etcd are not defaulted", func(c *Config) {
+			c.Pools[0].Backends = nil
+			c.Pools[0].Discovery = &Discovery{}
+			c.Pools = append(c.Pools, Pool{Name: "etcd", Strategy: "round-robin", AllDown: "fail-open", Discovery: &Discovery{Etcd: &Etcd{}}})
+		}, []string{
+			"pools[0].discovery: one of file, dns or etcd is required",
+			"pools[1].discovery.etcd.endpoints: at least one endpoint is required",
+			"pools[1].discovery.etcd.prefix: required",
+			`pools[1].discovery.etcd.dial_timeout: "0s": must be greater than 0`,
+		}},
+		{"nil discovery needs backends", func(c *Config) {
+			c.Pools[0].Backends = []Backend{}
+			c.Pools[0].Discovery = nil
+		}, []string{
+			"pools[0].backends: at least one backend is required",
+		}},
+		{"dns keys without dns", func(c *Config) {
+			c.Pools[0].Backends = nil
+			c.Pools[0].Discovery = &Discovery{File: "/a", DNSType: DNSTypeA, Port: -1, Interval: -time.Second, DNSServer: "x"}
+		}, []string{
+			`pools[0].discovery.dns_type: "a": only applies with dns`,
+			"pools[0].discovery.port: -1: only applies with dns",
+			`pools[0].discovery.interval: "-1s": only applies with dns`,
+			`pools[0].discovery.dns_server: "x": only applies with dns`,
+		}},
+		{"dns port and type", func(c *Config) {
+			c.Pools[0].Backends = nil
+			c.Pools[0].Discovery = &Discovery{DNS: "a.example", DNSType: DNSTypeSRV, Port: 80}
+			c.Pools = append(c.Pools,
+				Pool{Name: "b", Strategy: "round-robin", AllDown: "fail-open", Discovery: &Discovery{DNS: "b.example", DNSType: DNSTypeA}},
+				Pool{Name: "c", Strategy: "round-robin", AllDown: "fail-open", Discovery: &Discovery{DNS: "c.example", Port: 65536}},
+				Pool{Name: "d", Strategy: "round-robin", AllDown: "fail-open", Discovery: &Discovery{DNS: "d.example", DNSType: "aaaa"}},
+				Pool{Name: "e", Strategy: "round-robin", AllDown: "fail-open", Discovery: &Discovery{DNS: "e.example", DNSType: "A", Port: -1}},
+			)
+		}, []string{
+			"pools[0].discovery.port: 80: not allowed with dns_type srv, whose records carry the ports",
+			"pools[1].discovery.port: required with dns_type a: the port of the backends",
+			"pools[2].discovery.port: 65536: must be between 1 and 65535",
+			`pools[3].discovery.dns_type: "aaaa": want a or srv`,
+			`pools[4].discovery.dns_type: "A": want a or srv`,
+			"pools[4].discovery.port: -1: must be between 1 and 65535",
+		}},
+		{"bad discovery", func(c *Config) { badDiscovery(c) }, badDiscoveryErrors},
 		{"zero and negative edge timeouts", func(c *Config) {
 			c.Timeouts.ProxyHeader = 0
 			c.Timeouts.ClientHello = -time.Second
@@ -408,16 +467,65 @@ var badEdgeErrors = []string{
 	`too many errors (1 more)`,
 }
 
-// The errors of a listener come in a fixed order, the order of its keys
-// and of their elements, every time.
+// badDiscovery breaks every discovery key of the default configuration's
+// pool, for the errors in badDiscoveryErrors.
+func badDiscovery(c *Config) {
+	c.Pools[0].Strategy = "hash"
+	c.Pools[0].SlowStart = time.Second
+	c.Pools[0].Discovery = &Discovery{
+		File: "/a", DNS: "*.example", DNSType: "txt", Port: 70000, Interval: time.Millisecond, DNSServer: "ns.example:53",
+		Etcd: &Etcd{Endpoints: []string{"http://e:1", "e:1", "http://e:1", "https://e"}, Prefix: "tcplb", DialTimeout: -time.Second},
+	}
+}
+
+var badDiscoveryErrors = []string{
+	`pools[0].slow_start: "1s": does not apply to strategy hash: ramping would move clients between backends`,
+	"pools[0].discovery: backends and discovery cannot both be set",
+	"pools[0].discovery: file, dns and etcd are alternatives: set one",
+	`pools[0].discovery.dns: "*.example": want a host name`,
+	`pools[0].discovery.dns_type: "txt": want a or srv`,
+	"pools[0].discovery.port: 70000: must be between 1 and 65535",
+	`pools[0].discovery.interval: "1ms": must be at least 1s (0 means 30s)`,
+	`pools[0].discovery.dns_server: "ns.example:53": want an IP address and a port, as in 10.0.0.53:53 or [2001:db8::53]:53`,
+	`pools[0].discovery.etcd.endpoints[1]: "e:1": want an http:// or https:// URL with a host and a port, as in http://127.0.0.1:2379`,
+	`pools[0].discovery.etcd.endpoints[2]: "http://e:1": duplicate endpoint`,
+	`pools[0].discovery.etcd.endpoints[3]: "https://e": missing port`,
+	`pools[0].discovery.etcd.prefix: "tcplb": must start with "/"`,
+	`pools[0].discovery.etcd.dial_timeout: "-1s": must be greater than 0`,
+}
+
+// The errors of a listener or a pool's discovery come in a fixed order,
+// the order of its keys and of their elements, every time.
 func TestValidateOrder(t *testing.T) {
-	want := strings.Join(badEdgeErrors, "\n")
-	for range 100 {
-		c := Default()
-		badEdge(c)
-		if err := c.Validate(); err == nil || err.Error() != want {
-			t.Fatalf("Validate(bad edge keys) = %v, want:\n%s", err, want)
+	for _, tt := range []struct {
+		name   string
+		change func(c *Config)
+		want   []string
+	}{
+		{"bad edge keys", badEdge, badEdgeErrors},
+		{"bad discovery", badDiscovery, badDiscoveryErrors},
+	} {
+		want := strings.Join(tt.want, "\n")
+		for range 100 {
+			c := Default()
+			tt.change(c)
+			if err := c.Validate(); err == nil || err.Error() != want {
+				t.Fatalf("Validate(%s) = %v, want:\n%s", tt.name, err, want)
+			}
 		}
+	}
+}
+
+// Validate fills in no defaults, even those Parse fills in for discovery.
+func TestValidateKeepsDiscovery(t *testing.T) {
+	c := Default()
+	c.Pools[0].Backends = nil
+	c.Pools[0].Discovery = &Discovery{DNS: "a.example", Port: 1}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate(dns discovery) = %v, want nil", err)
+	}
+	if got, want := *c.Pools[0].Discovery, (Discovery{DNS: "a.example", Port: 1}); got != want {
+		t.Errorf("after Validate, discovery = %+v, want %+v", got, want)
 	}
 }
 
