@@ -30,6 +30,7 @@ type server struct {
 	cfg       *config.Config
 	pools     map[string]*tcplb.Pool
 	listeners map[string]*listener // by listenKey
+	watchers  map[string]*watcher  // discovery, by pool name
 	admin     *adminServer
 	closing   bool
 
@@ -54,6 +55,7 @@ func newServer(log, accessLog *slog.Logger, sockets *sockets) *server {
 		sockets:   sockets,
 		pools:     map[string]*tcplb.Pool{},
 		listeners: map[string]*listener{},
+		watchers:  map[string]*watcher{},
 		serveErr:  make(chan error, 1),
 	}
 	s.lastReloadOK.Store(true)
@@ -126,6 +128,7 @@ func (s *server) apply(next *config.Config) error {
 			s.pools[pc.Name] = newPool(pc, plans[pc.Name])
 		}
 	}
+	s.syncWatchers(next)
 
 	// Listeners.
 	idle := next.Timeouts.Idle
@@ -177,6 +180,10 @@ func (s *server) apply(next *config.Config) error {
 	for name, p := range s.pools {
 		if !slices.ContainsFunc(next.Pools, func(pc config.Pool) bool { return pc.Name == name }) {
 			delete(s.pools, name)
+			if w := s.watchers[name]; w != nil {
+				w.stop()
+				delete(s.watchers, name)
+			}
 			p.SetOptions(tcplb.PoolOptions{DrainTimeout: next.Timeouts.Drain, Logger: s.log})
 			p.SetBackends(nil)
 			p.Close()
@@ -342,6 +349,9 @@ func (s *server) updatePool(p *tcplb.Pool, pc config.Pool, plan poolPlan) {
 		p.SetStrategy(plan.strategy)
 	}
 	p.SetOptions(plan.options) // validated by planPool
+	if pc.Discovery != nil {
+		return // the discovery source owns the backends
+	}
 	if err := p.Sync(backendSpecs(pc)); err != nil { // checked by planPool
 		s.log.Error("pool backends refused", "pool", pc.Name, "err", err)
 	}
@@ -452,6 +462,9 @@ func (s *server) shutdown(drain time.Duration) {
 	s.draining.Wait()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for _, w := range s.watchers {
+		w.stop()
+	}
 	for _, p := range s.pools {
 		p.Close()
 	}
