@@ -6,9 +6,11 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -239,4 +241,65 @@ pools: [{name: app, discovery: {dns: app.test, port: %s, dns_server: %q}}]
 		t.Errorf("answered by %q, want b1 found in DNS", who)
 	}
 	d.stop(t)
+}
+
+// BenchmarkFleet measures short connections (connect, read the greeting,
+// close) through one tcplb and through two tcplb processes sharing the
+// backends, with 16 clients spread evenly over the instances, as DNS round
+// robin or ECMP would spread them. It reports connections per second and
+// the instances' CPU per connection (from /proc).
+func BenchmarkFleet(b *testing.B) {
+	backends := []string{backendServer(b, "b1"), backendServer(b, "b2"), backendServer(b, "b3")}
+	for _, n := range []int{1, 2} {
+		b.Run(fmt.Sprintf("instances=%d", n), func(b *testing.B) {
+			var addrs []string
+			var pids []int
+			for range n {
+				d := startDaemon(b, "-listen", "127.0.0.1:0", "-backends", strings.Join(backends, ","), "-strategy", "hash")
+				addrs = append(addrs, d.listenAddr(b, 1))
+				pids = append(pids, d.cmd.Process.Pid)
+				b.Cleanup(func() { d.cmd.Process.Signal(os.Interrupt) })
+			}
+			cpu0 := cpuSeconds(pids)
+			start := time.Now()
+			var next atomic.Int64
+			b.ResetTimer()
+			b.SetParallelism(8) // 16 clients on 2 CPUs
+			b.RunParallel(func(pb *testing.PB) {
+				addr := addrs[int(next.Add(1))%n]
+				buf := make([]byte, 64)
+				for pb.Next() {
+					c, err := net.Dial("tcp", addr)
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					c.Read(buf)
+					c.Close()
+				}
+			})
+			elapsed := time.Since(start)
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "conn/s")
+			b.ReportMetric((cpuSeconds(pids)-cpu0)/float64(b.N)*1e6, "proxy-cpu-µs/conn")
+		})
+	}
+}
+
+// cpuSeconds is the user+system CPU time of the processes, from
+// /proc/PID/stat.
+func cpuSeconds(pids []int) float64 {
+	var total float64
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+		var utime, stime float64
+		fmt.Sscan(fields[11], &utime)
+		fmt.Sscan(fields[12], &stime)
+		total += (utime + stime) / 100 // clock ticks; 100 per second on Linux
+	}
+	return total
 }

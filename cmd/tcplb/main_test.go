@@ -51,7 +51,7 @@ type daemon struct {
 	exit  chan error
 }
 
-func startDaemon(t *testing.T, args ...string) *daemon {
+func startDaemon(t testing.TB, args ...string) *daemon {
 	t.Helper()
 	cmd := exec.Command(binary, append([]string{"-log-format", "json"}, args...)...)
 	stderr, err := cmd.StderrPipe()
@@ -87,7 +87,7 @@ func startDaemon(t *testing.T, args ...string) *daemon {
 }
 
 // waitLog waits for the n-th (from 1) log record with message msg.
-func (d *daemon) waitLog(t *testing.T, msg string, n int) map[string]any {
+func (d *daemon) waitLog(t testing.TB, msg string, n int) map[string]any {
 	t.Helper()
 	timeout := time.After(testDeadline)
 	for {
@@ -128,12 +128,12 @@ func (d *daemon) records(msg string) []map[string]any {
 }
 
 // listenAddr returns the address of the listener named name.
-func (d *daemon) listenAddr(t *testing.T, n int) string {
+func (d *daemon) listenAddr(t testing.TB, n int) string {
 	t.Helper()
 	return d.waitLog(t, "listening", n)["addr"].(string)
 }
 
-func (d *daemon) stop(t *testing.T) {
+func (d *daemon) stop(t testing.TB) {
 	t.Helper()
 	if err := d.cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
@@ -163,7 +163,7 @@ func runTCPLB(t *testing.T, args ...string) (int, string) {
 	return 0, string(out)
 }
 
-func writeFile(t *testing.T, name, content string) string {
+func writeFile(t testing.TB, name, content string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), name)
 	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {

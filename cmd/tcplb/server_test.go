@@ -62,7 +62,7 @@ pools:
 
 // backendServer greets each connection with its name and the time it
 // accepted it (UnixNano), then echoes.
-func backendServer(t *testing.T, name string) string {
+func backendServer(t testing.TB, name string) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
