@@ -122,8 +122,29 @@ func (pc *proxyConn) handle() {
 		return
 	}
 	// A PROXY header, then what admit read of the client's bytes, in one
-	// write before anything else.
+	// write before anything else. With a header, the client's first bytes
+	// that have already arrived go in the same write (one packet, not two:
+	// on loopback the second packet cost 4 µs of CPU per connection).
 	first := append(pc.proxyHeader(pc.pool.opts.Load().SendProxy), pc.pending...)
+	if len(first) > 0 && len(pc.pending) == 0 {
+		bp := bufPool.Get().(*[]byte)
+		if n := readNow(pc.client, (*bp)[:len(*bp)-len(first)]); n > 0 {
+			pc.pending = append(pc.pending, (*bp)[:n]...)
+			first = append(first, pc.pending...)
+		}
+		bufPool.Put(bp)
+	}
+	if pc.sniff && len(pc.pending) > 0 { // the first client bytes, read here or by admit
+		pc.sniff = false
+		if looksLikeProxy(pc.pending) {
+			server.Close()
+			fds.add(-1)
+			release(pc.pool, backend)
+			lb.countProxyError(reasonUntrusted)
+			pc.reject(EndBadProxy, errUntrustedHeader)
+			return
+		}
+	}
 	if len(first) > 0 {
 		if _, err := server.Write(first); err != nil {
 			server.Close()

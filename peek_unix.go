@@ -38,3 +38,22 @@ func sniffFd(fd uintptr) (header, wait bool) {
 	}
 	return n > 0 && looksLikeProxy(buf[:n]), false
 }
+
+// readNow reads what the client has already sent into buf, without
+// waiting: 0 if nothing has arrived yet (or at EOF, which the copy will
+// see again).
+func readNow(c net.Conn, buf []byte) int {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return 0
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	n := 0
+	rc.Control(func(fd uintptr) {
+		n, _, _ = syscall.Recvfrom(int(fd), buf, syscall.MSG_DONTWAIT)
+	})
+	return max(n, 0)
+}
