@@ -141,14 +141,7 @@ func (lb *Balancer) logger() *slog.Logger {
 // its first value; CurrentPool returns the one in use.
 func (lb *Balancer) SetPool(pool *Pool) {
 	lb.init()
-	for {
-		old := lb.cur.Load()
-		next := *old
-		next.pool = pool
-		if lb.cur.CompareAndSwap(old, &next) {
-			break
-		}
-	}
+	lb.update(func(next *settings) { next.pool = pool })
 	lb.mu.Lock()
 	serving := len(lb.listeners) > 0
 	lb.mu.Unlock()
@@ -161,14 +154,7 @@ func (lb *Balancer) SetPool(pool *Pool) {
 // now on. The Name field keeps its first value.
 func (lb *Balancer) SetName(name string) {
 	lb.init()
-	for {
-		old := lb.cur.Load()
-		next := *old
-		next.name = name
-		if lb.cur.CompareAndSwap(old, &next) {
-			return
-		}
-	}
+	lb.update(func(next *settings) { next.name = name })
 }
 
 // SetEdge replaces the balancer's Edge for the connections accepted from
@@ -181,14 +167,8 @@ func (lb *Balancer) SetEdge(e Edge) error {
 	if err != nil {
 		return err
 	}
-	for {
-		old := lb.cur.Load()
-		next := *old
-		next.edge = edge
-		if lb.cur.CompareAndSwap(old, &next) {
-			return nil
-		}
-	}
+	lb.update(func(next *settings) { next.edge = edge })
+	return nil
 }
 
 // CurrentPool returns the pool new connections go to.
@@ -215,10 +195,15 @@ func (lb *Balancer) setTimeouts(connect, idle, queue time.Duration) {
 	case idle == 0:
 		idle = DefaultIdleTimeout
 	}
+	lb.update(func(next *settings) { next.connect, next.idle, next.queue = connect, idle, max(queue, 0) })
+}
+
+// update publishes a copy of the settings changed by change.
+func (lb *Balancer) update(change func(*settings)) {
 	for {
 		old := lb.cur.Load()
 		next := *old
-		next.connect, next.idle, next.queue = connect, idle, max(queue, 0)
+		change(&next)
 		if lb.cur.CompareAndSwap(old, &next) {
 			return
 		}
