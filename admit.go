@@ -141,43 +141,9 @@ func quoteName(name string) string {
 // acquireSlot takes one of the balancer's limit connection slots, waiting
 // up to the queue timeout in arrival order when there is none.
 func (lb *Balancer) acquireSlot(s *settings, limit int) bool {
-	try := func() bool {
-		for {
-			n := lb.slots.Load()
-			if n >= int64(limit) {
-				return false
-			}
-			if lb.slots.CompareAndSwap(n, n+1) {
-				return true
-			}
-		}
-	}
-	if !lb.slotQueue.waiting() && try() {
-		return true
-	}
-	if s.queue <= 0 {
-		return false
-	}
-	timer := time.NewTimer(s.queue)
-	defer timer.Stop()
-	head := false
-	for {
-		turn := lb.slotQueue.add(head)
-		head = true
-		select {
-		case <-turn:
-		case <-timer.C:
-			lb.slotQueue.remove(turn)
-			return false
-		case <-lb.forceCtx.Done():
-			lb.slotQueue.remove(turn)
-			return false
-		}
-		if try() {
-			lb.slotQueue.wakeOne() // there may be more room
-			return true
-		}
-	}
+	return lb.slotQueue.take(s.queue, lb.forceCtx.Done(), func() bool {
+		return incrementBelow(&lb.slots, int64(limit))
+	})
 }
 
 // releaseEdge gives back what admit took: the listener slot and the

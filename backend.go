@@ -81,16 +81,11 @@ func (b *Backend) acquire() bool {
 		b.addActive(1)
 		return true
 	}
-	for {
-		n := b.active.Load()
-		if n >= limit {
-			return false
-		}
-		if b.active.CompareAndSwap(n, n+1) {
-			b.activeChanged()
-			return true
-		}
+	if !incrementBelow(&b.active, limit) {
+		return false
 	}
+	b.activeChanged()
+	return true
 }
 
 // MaxConns returns the most connections the backend takes at once; 0 means

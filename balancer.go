@@ -417,41 +417,14 @@ func (lb *Balancer) trackConn(pc *proxyConn, add bool) bool {
 // backend is at its connection limit it waits, in arrival order, up to
 // QueueTimeout for a free one; while others wait it queues behind them.
 func (lb *Balancer) connect(s *settings, pool *Pool, client netip.AddrPort) (b *Backend, c net.Conn, dialed time.Time, err error) {
-	q := &pool.queue
-	if s.queue <= 0 {
-		return lb.tryConnect(s, pool, client)
+	pool.queue.take(s.queue, lb.forceCtx.Done(), func() bool {
+		b, c, dialed, err = lb.tryConnect(s, pool, client)
+		return err != errFull
+	})
+	if err == errFull && lb.forceCtx.Err() != nil {
+		err = lb.forceCtx.Err()
 	}
-	var timer *time.Timer
-	waited := false
-	for {
-		if waited || !q.waiting() {
-			b, c, dialed, err = lb.tryConnect(s, pool, client)
-			if err != errFull {
-				if waited && err == nil {
-					q.wakeOne() // there may be more room: let the next waiter look
-				}
-				if timer != nil {
-					timer.Stop()
-				}
-				return b, c, dialed, err
-			}
-		}
-		if timer == nil {
-			timer = time.NewTimer(s.queue)
-		}
-		turn := q.add(waited)
-		waited = true
-		select {
-		case <-turn:
-		case <-timer.C:
-			q.remove(turn)
-			return nil, nil, time.Time{}, errFull
-		case <-lb.forceCtx.Done():
-			q.remove(turn)
-			timer.Stop()
-			return nil, nil, time.Time{}, lb.forceCtx.Err()
-		}
-	}
+	return b, c, dialed, err
 }
 
 // tryConnect picks a backend and dials it. A pick of a full backend is

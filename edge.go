@@ -1,6 +1,7 @@
 package tcplb
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -125,7 +126,7 @@ func compileEdge(e Edge) (*edgeState, error) {
 		if len(p.Trusted) == 0 {
 			return nil, errors.New("proxy protocol: no trusted upstreams")
 		}
-		s.proxyTimeout = cmpOr(p.Timeout, DefaultProxyHeaderTimeout)
+		s.proxyTimeout = cmp.Or(p.Timeout, DefaultProxyHeaderTimeout)
 	}
 	for _, list := range [][]netip.Prefix{e.Allow, e.Deny, trusted(e.ProxyProtocol)} {
 		for _, p := range list {
@@ -156,8 +157,8 @@ func compileEdge(e Edge) (*edgeState, error) {
 				return nil, fmt.Errorf("sni route: %v", err)
 			}
 		}
-		s.helloTimeout = cmpOr(r.Timeout, DefaultClientHelloTimeout)
-		s.maxHello = cmpOr(r.MaxHello, DefaultMaxHello)
+		s.helloTimeout = cmp.Or(r.Timeout, DefaultClientHelloTimeout)
+		s.maxHello = cmp.Or(r.MaxHello, DefaultMaxHello)
 	}
 	return s, nil
 }
@@ -167,14 +168,6 @@ func trusted(p *ProxyAccept) []netip.Prefix {
 		return nil
 	}
 	return p.Trusted
-}
-
-func cmpOr[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }
 
 // inPrefixes reports whether a is in one of ps.

@@ -397,7 +397,10 @@ func TestSourceTableBounded(t *testing.T) {
 		}
 		st.release(a)
 	}
-	if n := st.len(); n > 100 {
+	st.mu.Lock()
+	n := len(st.m)
+	st.mu.Unlock()
+	if n > 100 {
 		t.Errorf("after 10000 distinct sources, the table holds %d, want at most 100", n)
 	}
 	// Sources with open connections are never forgotten.

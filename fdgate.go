@@ -78,6 +78,3 @@ func (g *fdGate) full() <-chan struct{} {
 	}
 	return g.wake
 }
-
-// countFds is fds.add, for the files whose local names hide fds.
-func countFds(n int64) { fds.add(n) }

@@ -134,12 +134,17 @@ func (pc *proxyConn) handle() {
 		}
 		bufPool.Put(bp)
 	}
+	// undial gives back the backend connection when the client does not
+	// get to use it.
+	undial := func() {
+		server.Close()
+		fds.add(-1)
+		release(pc.pool, backend)
+	}
 	if pc.sniff && len(pc.pending) > 0 { // the first client bytes, read here or by admit
 		pc.sniff = false
 		if looksLikeProxy(pc.pending) {
-			server.Close()
-			fds.add(-1)
-			release(pc.pool, backend)
+			undial()
 			lb.countProxyError(reasonUntrusted)
 			pc.reject(EndBadProxy, errUntrustedHeader)
 			return
@@ -147,9 +152,7 @@ func (pc *proxyConn) handle() {
 	}
 	if len(first) > 0 {
 		if _, err := server.Write(first); err != nil {
-			server.Close()
-			fds.add(-1)
-			release(pc.pool, backend)
+			undial()
 			pc.reject(EndReset, err)
 			return
 		}
@@ -169,12 +172,8 @@ func (pc *proxyConn) handle() {
 	}
 	pc.mu.Unlock()
 	if closed { // Shutdown's deadline passed while we were dialling
-		server.Close()
-		fds.add(-2)
-		release(pc.pool, backend)
-		pc.releaseEdge()
-		pc.log()
-		lb.trackConn(pc, false)
+		undial()
+		pc.reject(EndShutdown, nil)
 		return
 	}
 	pc.forward()

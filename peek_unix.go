@@ -19,12 +19,9 @@ func untrustedHeader(pc *proxyConn) bool {
 	if err != nil {
 		return false
 	}
-	var buf [16]byte
-	n := 0
-	rc.Control(func(fd uintptr) {
-		n, _, _ = syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-	})
-	return n > 0 && looksLikeProxy(buf[:n])
+	header := false
+	rc.Control(func(fd uintptr) { header, _ = sniffFd(fd) })
+	return header
 }
 
 // sniffFd looks at the first bytes readable on fd without consuming them:

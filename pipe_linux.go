@@ -32,12 +32,12 @@ var pipes struct {
 }
 
 func newPipe() (*pipe, error) {
-	var fds [2]int
-	if err := unix.Pipe2(fds[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+	var ends [2]int
+	if err := unix.Pipe2(ends[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
 		return nil, err
 	}
-	p := &pipe{r: fds[0], w: fds[1], size: 1 << 16}
-	countFds(2)
+	p := &pipe{r: ends[0], w: ends[1], size: 1 << 16}
+	fds.add(2)
 	if n, err := unix.FcntlInt(uintptr(p.w), unix.F_SETPIPE_SZ, pipeSize); err == nil {
 		p.size = n
 	}
@@ -80,5 +80,5 @@ func putPipe(p *pipe) {
 func (p *pipe) close() {
 	unix.Close(p.r)
 	unix.Close(p.w)
-	countFds(-2)
+	fds.add(-2)
 }

@@ -1,6 +1,7 @@
 package tcplb
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -34,7 +35,6 @@ type Pool struct {
 
 	mu        sync.Mutex
 	members   atomic.Pointer[[]*Backend] // written under mu
-	started   bool                       // the first SetBackends has run: later additions slow-start
 	allDown   bool                       // the last snapshot had no usable backend
 	checks    map[*Backend]func()        // stops each backend's active checker
 	balancers map[*Balancer]struct{}     // serving this pool: asked to close drained backends' connections
@@ -272,7 +272,7 @@ func (p *Pool) SetBackends(backends []*Backend) {
 		b.mu.Lock()
 		b.stopDrainLocked() // leaving and coming back cancels the leave
 		b.draining = false
-		if p.started && len(old) > 0 && o.SlowStart > 0 {
+		if len(old) > 0 && o.SlowStart > 0 {
 			b.rampStart.Store(now.UnixNano())
 		}
 		b.pool = p
@@ -293,7 +293,6 @@ func (p *Pool) SetBackends(backends []*Backend) {
 		p.drainLocked(b, o.DrainTimeout, "removed from the pool")
 	}
 	p.members.Store(&s)
-	p.started = true
 	p.publishLocked()
 }
 
@@ -489,7 +488,7 @@ func (p *Pool) Sync(specs []BackendSpec) error {
 	seen := make(map[string]bool, len(specs))
 	fresh := make([]*Backend, len(specs))
 	for i, s := range specs {
-		w := cmpOr(s.Weight, 1)
+		w := cmp.Or(s.Weight, 1)
 		b, err := NewBackend(s.Addr, w)
 		if err != nil {
 			return fmt.Errorf("pool %s: backend %s: %v", p.name, s.Addr, err)
@@ -511,8 +510,8 @@ func (p *Pool) Sync(specs []BackendSpec) error {
 	}
 	p.SetBackends(bs)
 	for _, s := range specs {
-		if b := p.Backend(s.Addr); b.Weight() != cmpOr(s.Weight, 1) {
-			p.SetWeight(s.Addr, cmpOr(s.Weight, 1))
+		if b := p.Backend(s.Addr); b.Weight() != cmp.Or(s.Weight, 1) {
+			p.SetWeight(s.Addr, cmp.Or(s.Weight, 1))
 		}
 	}
 	return nil

@@ -3,6 +3,7 @@ package tcplb
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // waitQueue holds, in arrival order, the clients waiting for a backend
@@ -65,4 +66,50 @@ func (q *waitQueue) wakeOne() {
 	q.waiters[0] = nil
 	q.waiters = q.waiters[1:]
 	q.n.Store(int32(len(q.waiters)))
+}
+
+// take calls try until it succeeds, and reports whether it did: at once
+// if nobody waits, then each time it is this caller's turn, for up to
+// timeout or until stop is closed. With a timeout of 0 it tries once and
+// does not wait. A caller that succeeds after waiting lets the next waiter
+// look, since there may be more room.
+func (q *waitQueue) take(timeout time.Duration, stop <-chan struct{}, try func() bool) bool {
+	if timeout <= 0 {
+		return try()
+	}
+	if !q.waiting() && try() {
+		return true
+	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for head := false; ; head = true {
+		turn := q.add(head)
+		select {
+		case <-turn:
+		case <-timer.C:
+			q.remove(turn)
+			return false
+		case <-stop:
+			q.remove(turn)
+			return false
+		}
+		if try() {
+			q.wakeOne()
+			return true
+		}
+	}
+}
+
+// incrementBelow adds one to v unless that would reach more than limit,
+// and reports whether it did.
+func incrementBelow(v *atomic.Int64, limit int64) bool {
+	for {
+		n := v.Load()
+		if n >= limit {
+			return false
+		}
+		if v.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
 }

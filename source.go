@@ -90,9 +90,3 @@ func (t *sourceTable) evict(rate, burst float64, now int64) {
 		}
 	}
 }
-
-func (t *sourceTable) len() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.m)
-}

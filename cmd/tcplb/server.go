@@ -122,11 +122,12 @@ func (s *server) apply(next *config.Config) error {
 
 	// Pools: update in place or create.
 	for _, pc := range next.Pools {
-		if p := s.pools[pc.Name]; p != nil {
-			s.updatePool(p, pc, plans[pc.Name])
-		} else {
-			s.pools[pc.Name] = newPool(pc, plans[pc.Name])
+		p := s.pools[pc.Name]
+		if p == nil {
+			p = tcplb.NewPool(pc.Name, plans[pc.Name].strategy)
+			s.pools[pc.Name] = p
 		}
+		s.syncPool(p, pc, plans[pc.Name])
 	}
 	s.syncWatchers(next)
 
@@ -305,7 +306,6 @@ func (s *server) stopListener(l *listener, drain time.Duration) {
 type poolPlan struct {
 	strategy tcplb.Strategy
 	options  tcplb.PoolOptions
-	backends []*tcplb.Backend // fresh ones, for addresses a running pool lacks
 }
 
 func planPool(pc config.Pool, cfg *config.Config, log *slog.Logger) (poolPlan, error) {
@@ -324,29 +324,22 @@ func planPool(pc config.Pool, cfg *config.Config, log *slog.Logger) (poolPlan, e
 		return plan, fmt.Errorf("pool %s: %v", pc.Name, err)
 	}
 	for _, bc := range pc.Backends {
-		b, err := tcplb.NewBackend(bc.Addr, bc.Weight)
-		if err != nil {
+		if _, err := tcplb.NewBackend(bc.Addr, bc.Weight); err != nil {
 			return plan, fmt.Errorf("pool %s: backend %s: %v", pc.Name, bc.Addr, err)
 		}
-		b.SetMaxConns(int64(bc.MaxConns))
-		plan.backends = append(plan.backends, b)
 	}
 	return plan, nil
 }
 
-func newPool(pc config.Pool, plan poolPlan) *tcplb.Pool {
-	p := tcplb.NewPool(pc.Name, plan.strategy, plan.backends...)
-	p.SetOptions(plan.options) // validated by planPool
-	return p
-}
-
-// updatePool brings a running pool to pc: backends that stay keep their
-// *Backend, with the new weight and limit; new ones are added (with slow
-// start, if set); removed ones drain.
-func (s *server) updatePool(p *tcplb.Pool, pc config.Pool, plan poolPlan) {
-	old := poolConfig(s.cfg, pc.Name)
-	if old.Strategy != pc.Strategy || old.HashBalanceFactor != pc.HashBalanceFactor {
-		p.SetStrategy(plan.strategy)
+// syncPool brings a pool, new or running, to pc: its strategy if it
+// changed, its options, and its backends as a difference (Pool.Sync):
+// backends that stay keep their *Backend, with the new weight and limit;
+// new ones are added (with slow start, if set); removed ones drain.
+func (s *server) syncPool(p *tcplb.Pool, pc config.Pool, plan poolPlan) {
+	if s.cfg != nil {
+		if old := poolConfig(s.cfg, pc.Name); old.Strategy != pc.Strategy || old.HashBalanceFactor != pc.HashBalanceFactor {
+			p.SetStrategy(plan.strategy)
+		}
 	}
 	p.SetOptions(plan.options) // validated by planPool
 	if pc.Discovery != nil {
