@@ -1,0 +1,156 @@
+//go:build linux
+
+package evloop
+
+import (
+	"net"
+	"net/netip"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// The socket calls of the data path, made directly so that none of them
+// allocates: x/sys/unix's Accept4 and Connect build a Sockaddr interface
+// value on every call.
+
+// accept4 takes one connection from the listening socket lfd, non-blocking
+// and close-on-exec, and returns it with the client's address.
+func accept4(lfd int, rsa *unix.RawSockaddrAny) (int, netip.AddrPort, error) {
+	l := uint32(unix.SizeofSockaddrAny)
+	for {
+		r, _, e := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(lfd), uintptr(unsafe.Pointer(rsa)),
+			uintptr(unsafe.Pointer(&l)), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+		if e == unix.EINTR {
+			continue
+		}
+		if e != 0 {
+			return -1, netip.AddrPort{}, e
+		}
+		return int(r), rawToAddrPort(rsa), nil
+	}
+}
+
+// rawToAddrPort converts an IPv4 or IPv6 socket address; other families
+// give the zero AddrPort.
+func rawToAddrPort(rsa *unix.RawSockaddrAny) netip.AddrPort {
+	switch rsa.Addr.Family {
+	case unix.AF_INET:
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), ntohs(sa.Port))
+	case unix.AF_INET6:
+		sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(rsa))
+		a := netip.AddrFrom16(sa.Addr)
+		if sa.Scope_id != 0 {
+			a = a.WithZone(itoa(int(sa.Scope_id)))
+		}
+		return netip.AddrPortFrom(a, ntohs(sa.Port))
+	}
+	return netip.AddrPort{}
+}
+
+func ntohs(p uint16) uint16 { return p>>8 | p<<8 }
+
+func itoa(n int) string {
+	var b [20]byte
+	i := len(b)
+	for {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+		if n == 0 {
+			return string(b[i:])
+		}
+	}
+}
+
+// dialSocket makes a non-blocking socket for ap, sets TCP_NODELAY and
+// starts connecting it. It returns the socket, or -1 and the error of the
+// call that failed; the socket is closed on failure.
+func dialSocket(ap netip.AddrPort) (int, error) {
+	var rsa unix.RawSockaddrAny
+	var size uintptr
+	family := unix.AF_INET6
+	a := ap.Addr()
+	if a.Is4() || a.Is4In6() {
+		family = unix.AF_INET
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&rsa))
+		sa.Family = unix.AF_INET
+		sa.Port = ntohs(ap.Port())
+		sa.Addr = a.Unmap().As4()
+		size = unix.SizeofSockaddrInet4
+	} else {
+		sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(&rsa))
+		sa.Family = unix.AF_INET6
+		sa.Port = ntohs(ap.Port())
+		sa.Addr = a.As16()
+		if z := a.Zone(); z != "" {
+			sa.Scope_id = zoneIndex(z)
+		}
+		size = unix.SizeofSockaddrInet6
+	}
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, opError("socket", err)
+	}
+	if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
+		unix.Close(fd)
+		return -1, opError("setsockopt", err)
+	}
+	for {
+		_, _, e := unix.Syscall(unix.SYS_CONNECT, uintptr(fd), uintptr(unsafe.Pointer(&rsa)), size)
+		switch e {
+		case 0, unix.EINPROGRESS:
+			return fd, nil
+		case unix.EINTR:
+			continue
+		}
+		unix.Close(fd)
+		return -1, opError("connect", e)
+	}
+}
+
+// zoneIndex returns the interface index of an IPv6 zone ("eth0" or "2").
+func zoneIndex(z string) uint32 {
+	n := uint32(0)
+	for i := 0; i < len(z); i++ {
+		if z[i] < '0' || z[i] > '9' {
+			if ifi, err := interfaceIndex(z); err == nil {
+				return ifi
+			}
+			return 0
+		}
+		n = n*10 + uint32(z[i]-'0')
+	}
+	return n
+}
+
+// setLinger0 makes close send a reset.
+func setLinger0(fd int) {
+	unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+}
+
+// OpError is an error of one system call on the data path: the call's
+// name, as strace shows it, and its errno.
+type OpError struct {
+	Op  string
+	Err unix.Errno
+}
+
+func (e *OpError) Error() string { return e.Op + ": " + e.Err.Error() }
+func (e *OpError) Unwrap() error { return e.Err }
+
+func opError(op string, err error) error {
+	if e, ok := err.(unix.Errno); ok {
+		return &OpError{Op: op, Err: e}
+	}
+	return err
+}
+
+func interfaceIndex(name string) (uint32, error) {
+	ifi, err := net.InterfaceByName(name)
+	if err != nil {
+		return 0, err
+	}
+	return uint32(ifi.Index), nil
+}
