@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -173,7 +174,12 @@ func (pc *proxyConn) proxyHeader(v ProxyVersion) []byte {
 			dst = a.AddrPort()
 		}
 	}
-	src := pc.addr
+	return proxyHeader(v, pc.addr, dst)
+}
+
+// proxyHeader returns the header of version v (not ProxyNone) for a
+// client src that connected to dst.
+func proxyHeader(v ProxyVersion, src, dst netip.AddrPort) []byte {
 	if !src.IsValid() || !dst.IsValid() {
 		if v == ProxyV1 {
 			return proxyproto.AppendV1Unknown(nil)

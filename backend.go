@@ -3,6 +3,7 @@ package tcplb
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -22,6 +23,7 @@ const MaxWeight = 256
 // reconfigured should keep the *Backend of an address that stays.
 type Backend struct {
 	addr   string
+	ap     netip.AddrPort // addr as an IP literal and port, if it is one: the event loops dial it without a lookup
 	weight atomic.Int32
 
 	active        atomic.Int64
@@ -109,6 +111,9 @@ func NewBackend(addr string, weight int) (*Backend, error) {
 		return nil, fmt.Errorf("weight %d: must be between 1 and %d", weight, MaxWeight)
 	}
 	b := &Backend{addr: addr, upSince: time.Now()}
+	if ap, err := netip.ParseAddrPort(addr); err == nil {
+		b.ap = ap
+	}
 	b.connectTime.bounds = connectBounds
 	b.weight.Store(int32(weight))
 	return b, nil

@@ -63,6 +63,11 @@ type Balancer struct {
 	// Serve fail.
 	Edge Edge
 
+	// Engine selects the data path; the zero value, EngineDefault, is the
+	// event loops on Linux and goroutines elsewhere. On the event loops,
+	// Serve takes the listener's socket over (see Serve).
+	Engine Engine
+
 	// Logger receives operational events (accept errors, failed dials). If
 	// nil, slog.Default() is used.
 	Logger *slog.Logger
@@ -80,9 +85,9 @@ type Balancer struct {
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
-	serving   sync.WaitGroup // Serve loops running
-	conns     map[*proxyConn]struct{}
-	drained   chan struct{} // closed when conns empties during shutdown
+	serving   sync.WaitGroup       // Serve loops running
+	conns     map[tracked]struct{} // open connections of either engine
+	drained   chan struct{}        // closed when conns empties during shutdown
 	closing   atomic.Bool
 	stop      chan struct{} // closed when shutdown starts: wakes accept backoff
 	forceCtx  context.Context
@@ -122,7 +127,7 @@ func (lb *Balancer) init() {
 		lb.cur.Store(&settings{name: lb.Name, pool: lb.Pool, edge: edge})
 		lb.setTimeouts(lb.ConnectTimeout, lb.IdleTimeout, lb.QueueTimeout)
 		lb.listeners = make(map[net.Listener]struct{})
-		lb.conns = make(map[*proxyConn]struct{})
+		lb.conns = make(map[tracked]struct{})
 		lb.stop = make(chan struct{})
 		lb.forceCtx, lb.force = context.WithCancel(context.Background())
 		lb.durations.bounds = durationBounds
@@ -232,6 +237,12 @@ func (lb *Balancer) attach(pool *Pool) {
 // An Accept error other than a closed listener (running out of file
 // descriptors, say) is logged and retried after a pause that starts at 5ms
 // and doubles up to 1s, so the loop does not spin.
+//
+// With EngineEpoll and a TCP listener (any listener with a SyscallConn
+// method whose Addr is a *net.TCPAddr), the process's event loops accept
+// on a duplicate of ln's socket, and Serve closes ln itself so that Go's
+// poller no longer watches the socket; ln.Addr still answers. Other
+// listeners are served with goroutines.
 func (lb *Balancer) Serve(ln net.Listener) error {
 	lb.init()
 	if lb.cur.Load().pool == nil {
@@ -247,6 +258,11 @@ func (lb *Balancer) Serve(ln net.Listener) error {
 	lb.attach(lb.cur.Load().pool)
 
 	readFdLimit()
+	if lb.Engine.resolve() == EngineEpoll {
+		if handled, err := lb.serveLoop(ln); handled {
+			return err
+		}
+	}
 	var backoff time.Duration
 	for {
 		if wait := fds.full(); wait != nil {
@@ -282,14 +298,24 @@ func (lb *Balancer) Serve(ln net.Listener) error {
 		backoff = 0
 		fds.add(1)
 		lb.accepted.Add(1)
-		pc := &proxyConn{lb: lb, s: lb.cur.Load(), client: c, addr: clientAddr(c), start: time.Now()}
-		if !lb.trackConn(pc, true) {
-			c.Close()
-			fds.add(-1)
+		if !lb.serveConn(c, lb.cur.Load()) {
 			return ErrBalancerClosed
 		}
-		workers.run(pc.handle)
 	}
+}
+
+// serveConn serves an accepted connection, counted in fds and accepted,
+// on the goroutine engine. It reports false, having closed c, if the
+// balancer is past its shutdown deadline.
+func (lb *Balancer) serveConn(c net.Conn, s *settings) bool {
+	pc := &proxyConn{lb: lb, s: s, client: c, addr: clientAddr(c), start: time.Now()}
+	if !lb.trackConn(pc, true) {
+		c.Close()
+		fds.add(-1)
+		return false
+	}
+	workers.run(pc.handle)
+	return true
 }
 
 // StopAccepting closes every listener the balancer serves, so each Serve
@@ -341,13 +367,13 @@ func (lb *Balancer) Shutdown(ctx context.Context) error {
 	}
 	lb.force()
 	lb.mu.Lock()
-	open := make([]*proxyConn, 0, len(lb.conns))
-	for pc := range lb.conns {
-		open = append(open, pc)
+	open := make([]tracked, 0, len(lb.conns))
+	for c := range lb.conns {
+		open = append(open, c)
 	}
 	lb.mu.Unlock()
-	for _, pc := range open { // not under lb.mu: a parked connection finishes inside abort
-		pc.abort(EndShutdown, false)
+	for _, c := range open { // not under lb.mu: a parked connection finishes inside abort
+		c.stop(EndShutdown)
 	}
 	<-lb.drained
 	return ctx.Err()
@@ -388,7 +414,18 @@ func (lb *Balancer) trackListener(ln net.Listener, add bool) bool {
 	return true
 }
 
-func (lb *Balancer) trackConn(pc *proxyConn, add bool) bool {
+// tracked is an open connection, of the goroutine engine (proxyConn) or
+// the event-loop engine (loopConn).
+type tracked interface {
+	// info describes the connection for Connections.
+	info() ConnInfo
+	// goesTo reports whether the connection is to b.
+	goesTo(b *Backend) bool
+	// stop closes the connection, recording why, from any goroutine.
+	stop(why End)
+}
+
+func (lb *Balancer) trackConn(pc tracked, add bool) bool {
 	lb.mu.Lock()
 	defer lb.mu.Unlock()
 	if add {
@@ -496,18 +533,15 @@ func release(pool *Pool, b *Backend) {
 func (lb *Balancer) closeBackend(b *Backend, why End) int {
 	lb.init()
 	lb.mu.Lock()
-	var open []*proxyConn
-	for pc := range lb.conns {
-		open = append(open, pc)
+	var open []tracked
+	for c := range lb.conns {
+		open = append(open, c)
 	}
 	lb.mu.Unlock()
 	n := 0
-	for _, pc := range open {
-		pc.mu.Lock()
-		mine := pc.backend == b
-		pc.mu.Unlock()
-		if mine {
-			pc.abort(why, false)
+	for _, c := range open {
+		if c.goesTo(b) {
+			c.stop(why)
 			n++
 		}
 	}

@@ -433,16 +433,21 @@ func (pc *proxyConn) setErr(err error) {
 
 // log writes the connection's access-log line.
 func (pc *proxyConn) log() {
-	al := pc.lb.AccessLog
-	if al == nil {
-		return
-	}
 	pc.mu.Lock()
 	end, err := pc.end, pc.err
 	pc.mu.Unlock()
+	pc.lb.logConn(pc.clientString(), pc.s, pc.pool, pc.backend, pc.up.bytes.Load(), pc.down.bytes.Load(), pc.start, end, err)
+}
+
+// logConn writes one access-log line.
+func (lb *Balancer) logConn(client string, s *settings, pool *Pool, b *Backend, up, down int64, start time.Time, end End, err error) {
+	al := lb.AccessLog
+	if al == nil {
+		return
+	}
 	backend := ""
-	if pc.backend != nil {
-		backend = pc.backend.addr
+	if b != nil {
+		backend = b.addr
 	}
 	// The record is built by hand, as slog's docs show for wrappers, with
 	// no caller PC: Logger.LogAttrs would walk the stack for one on every
@@ -455,13 +460,13 @@ func (pc *proxyConn) log() {
 	now := time.Now()
 	r := slog.NewRecord(now, slog.LevelInfo, "connection", 0)
 	r.AddAttrs(
-		slog.String("client", pc.clientString()),
-		slog.String("listener", pc.s.name),
-		slog.String("pool", pc.pool.Name()),
+		slog.String("client", client),
+		slog.String("listener", s.name),
+		slog.String("pool", pool.Name()),
 		slog.String("backend", backend),
-		slog.Int64("client_bytes", pc.up.bytes.Load()),
-		slog.Int64("backend_bytes", pc.down.bytes.Load()),
-		slog.Duration("duration", now.Sub(pc.start)),
+		slog.Int64("client_bytes", up),
+		slog.Int64("backend_bytes", down),
+		slog.Duration("duration", now.Sub(start)),
 		slog.String("end", string(end)),
 	)
 	if err != nil {
@@ -469,6 +474,29 @@ func (pc *proxyConn) log() {
 	}
 	h.Handle(ctx, r)
 }
+
+// info, goesTo and stop make a proxyConn tracked.
+
+func (pc *proxyConn) info() ConnInfo {
+	i := ConnInfo{Start: pc.start}
+	pc.mu.Lock() // the directions are set up under it, with the backend
+	defer pc.mu.Unlock()
+	i.Client = pc.clientString()
+	if pc.backend != nil {
+		i.Backend = pc.backend.addr
+		i.ClientBytes = pc.up.bytes.Load()
+		i.BackendBytes = pc.down.bytes.Load()
+	}
+	return i
+}
+
+func (pc *proxyConn) goesTo(b *Backend) bool {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	return pc.backend == b
+}
+
+func (pc *proxyConn) stop(why End) { pc.abort(why, false) }
 
 // clientString is the client's address for logs: the PROXY header's, if a
 // trusted upstream sent one.

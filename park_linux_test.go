@@ -36,7 +36,7 @@ func waitParked(t *testing.T, tl *testLB, n int) {
 // TestParkAndResume: quiet connections give up their goroutines, then carry
 // on as soon as either side sends.
 func TestParkAndResume(t *testing.T) {
-	tl := startLB(t, &Balancer{}, startBackend(t, echo))
+	tl := startLB(t, &Balancer{Engine: EngineGoroutines}, startBackend(t, echo))
 	const n = 10
 	conns := make([]*net.TCPConn, n)
 	buf := make([]byte, 4)
@@ -76,7 +76,7 @@ func TestParkAndResume(t *testing.T) {
 // TestParkedIdleTimeout: the idle timeout closes a parked connection.
 func TestParkedIdleTimeout(t *testing.T) {
 	idle := 4 * parkAfter
-	tl := startLB(t, &Balancer{IdleTimeout: idle}, startBackend(t, echo))
+	tl := startLB(t, &Balancer{Engine: EngineGoroutines, IdleTimeout: idle}, startBackend(t, echo))
 	c := dial(t, tl.addr)
 	start := time.Now()
 	n, err := c.Read(make([]byte, 1))
@@ -97,7 +97,7 @@ func TestParkedIdleTimeout(t *testing.T) {
 // the connection open.
 func TestParkedDirectionAbortedByOther(t *testing.T) {
 	reset := make(chan struct{})
-	tl := startLB(t, &Balancer{}, startBackend(t, func(c *net.TCPConn) {
+	tl := startLB(t, &Balancer{Engine: EngineGoroutines}, startBackend(t, func(c *net.TCPConn) {
 		io.ReadFull(c, make([]byte, 2))
 		io.WriteString(c, "ok")
 		<-reset

@@ -88,26 +88,14 @@ type ConnInfo struct {
 func (lb *Balancer) Connections(limit int) []ConnInfo {
 	lb.init()
 	lb.mu.Lock()
-	open := make([]*proxyConn, 0, len(lb.conns))
-	for pc := range lb.conns {
-		open = append(open, pc)
+	out := make([]ConnInfo, 0, len(lb.conns))
+	for c := range lb.conns {
+		out = append(out, c.info())
 	}
 	lb.mu.Unlock()
-	slices.SortFunc(open, func(a, b *proxyConn) int { return a.start.Compare(b.start) })
-	if limit > 0 && len(open) > limit {
-		open = open[:limit]
-	}
-	out := make([]ConnInfo, len(open))
-	for i, pc := range open {
-		out[i] = ConnInfo{Start: pc.start}
-		pc.mu.Lock() // the directions are set up under it, with the backend
-		out[i].Client = pc.clientString()
-		if pc.backend != nil {
-			out[i].Backend = pc.backend.addr
-			out[i].ClientBytes = pc.up.bytes.Load()
-			out[i].BackendBytes = pc.down.bytes.Load()
-		}
-		pc.mu.Unlock()
+	slices.SortFunc(out, func(a, b ConnInfo) int { return a.Start.Compare(b.Start) })
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
 	}
 	return out
 }

@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -51,6 +52,7 @@ type options struct {
 	check, demo                bool
 	logFormat                  string
 	admin                      string
+	engine                     string
 	pidFile                    string
 	set                        map[string]bool // flags given explicitly
 }
@@ -72,6 +74,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.demo, "demo", false, "also start three demo backends on 127.0.0.1:3001-3003 that greet, then echo")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.pidFile, "pidfile", "", "write the process id to `file` (an upgrade hands it to the new process)")
+	fs.StringVar(&o.engine, "engine", "", "data path: epoll (event loops, Linux; the default there) or goroutines; replaces the config file's engine")
 	fs.StringVar(&o.admin, "admin", "", "serve metrics, the JSON API and the dashboard on `host:port` (e.g. "+config.DefaultAdminListen+"; with -demo this is the default)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -98,6 +101,9 @@ func loadConfig(o *options) (*config.Config, error) {
 		if err != nil {
 			return nil, err
 		}
+		if err := engineFlag(cfg, o); err != nil {
+			return nil, err
+		}
 		return cfg, adminFlag(cfg, o)
 	}
 	cfg := config.Default()
@@ -122,10 +128,40 @@ func loadConfig(o *options) (*config.Config, error) {
 		seen[addr] = true
 		cfg.Pools[0].Backends = append(cfg.Pools[0].Backends, config.Backend{Addr: addr, Weight: 1})
 	}
+	if err := engineFlag(cfg, o); err != nil {
+		return nil, err
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	return cfg, adminFlag(cfg, o)
+}
+
+// engineFlag applies -engine to cfg.
+func engineFlag(cfg *config.Config, o *options) error {
+	if !o.set["engine"] {
+		return nil
+	}
+	if _, err := tcplb.ParseEngine(o.engine); err != nil || o.engine == "" {
+		return fmt.Errorf("-engine: %q: want epoll or goroutines", o.engine)
+	}
+	cfg.Engine = o.engine
+	return nil
+}
+
+// setEventLoops sizes the event loops before the first listener starts:
+// one loop per P the process was given, and one P more for everything
+// else (health checks, the admin listener, log flushing), so that a loop
+// can wait in epoll_wait itself instead of in Go's poller, which costs two
+// system calls more per wake-up (see docs/engine.md).
+func setEventLoops(cfg *config.Config) {
+	if e, _ := tcplb.ParseEngine(cfg.Engine); e == tcplb.EngineGoroutines || runtime.GOOS != "linux" {
+		return
+	}
+	n := runtime.GOMAXPROCS(0)
+	if tcplb.SetEventLoops(n) == nil {
+		runtime.GOMAXPROCS(n + 1)
+	}
 }
 
 // adminFlag applies -admin (and -demo's default admin listener) to cfg: the
@@ -205,6 +241,7 @@ func run(args []string, stderr io.Writer) int {
 		defer demo.Close()
 	}
 
+	setEventLoops(cfg)
 	s := newServer(log, accessLog, sockets)
 	if err := s.apply(cfg); err != nil {
 		log.Error("cannot start", "err", err)

@@ -161,6 +161,7 @@ func (s *server) apply(next *config.Config) error {
 			IdleTimeout:    idle,
 			QueueTimeout:   next.Timeouts.Queue,
 			Edge:           edge,
+			Engine:         engineOf(next),
 			Logger:         s.log,
 			AccessLog:      s.accessLog,
 		}}
@@ -289,6 +290,9 @@ func (s *server) serve(l *listener) {
 // for up to drain, in the background.
 func (s *server) stopListener(l *listener, drain time.Duration) {
 	l.lb.StopAccepting()
+	if nl, ok := l.ln.(*netListener); ok {
+		nl.forget()
+	}
 	s.log.Info("listener removed: no new connections; open ones may finish", "listener", l.cfg.Name, "addr", l.cfg.Listen, "drain", drain)
 	s.draining.Add(1)
 	go func() {
@@ -428,6 +432,9 @@ func (s *server) stopAccepting() {
 	s.closing = true
 	for _, l := range s.listeners {
 		l.lb.StopAccepting()
+		if nl, ok := l.ln.(*netListener); ok {
+			nl.forget() // the daemon's duplicate too, or the socket would stay open
+		}
 	}
 }
 
@@ -472,4 +479,10 @@ func backendList(p *tcplb.Pool) string {
 		addrs = append(addrs, b.Addr())
 	}
 	return strings.Join(addrs, ",")
+}
+
+// engineOf returns the configured engine; the config is validated.
+func engineOf(cfg *config.Config) tcplb.Engine {
+	e, _ := tcplb.ParseEngine(cfg.Engine)
+	return e
 }

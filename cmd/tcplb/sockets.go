@@ -78,6 +78,10 @@ func (s *sockets) listen(key, addr string) (net.Listener, error) {
 		}
 	}
 	nl := &netListener{Listener: ln, s: s, key: key}
+	if err := nl.keepDup(); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("%s: %v", addr, err)
+	}
 	s.open[key] = nl
 	return nl, nil
 }
@@ -164,32 +168,37 @@ func (s *sockets) files() ([]*os.File, string, error) {
 	return files, env.String(), nil
 }
 
-// netListener is a listening socket that sockets forgets when it is closed,
-// so that an upgrade does not pass on a listener a reload removed. Accept
-// returns the inner listener's connections unchanged (*net.TCPConn, which
-// the splice path needs).
+// netListener is a listening socket that the daemon keeps a duplicate
+// of until a reload removes it (forget), so that an upgrade can pass it on
+// even after a balancer on the event loops has taken the socket over and
+// closed the listener itself. Accept returns the inner listener's
+// connections unchanged (*net.TCPConn, which the splice path needs).
 type netListener struct {
 	net.Listener
 	s    *sockets
 	key  string
+	dup  int // a raw duplicate of the socket (not in Go's poller); -1 if none
 	once sync.Once
 }
 
-func (l *netListener) Close() error {
+// forget closes the daemon's duplicate, so that an upgrade does not pass
+// on the socket and, once the balancer has let go of it, the port is free.
+func (l *netListener) forget() {
 	l.once.Do(func() {
 		l.s.mu.Lock()
 		if l.s.open[l.key] == l {
 			delete(l.s.open, l.key)
 		}
 		l.s.mu.Unlock()
+		closeDup(l.dup)
 	})
-	return l.Listener.Close()
 }
 
+
+// file returns a new duplicate of the socket, for an upgrade.
 func (l *netListener) file() (*os.File, error) {
-	tl, ok := l.Listener.(*net.TCPListener)
-	if !ok {
+	if l.dup < 0 {
 		return nil, fmt.Errorf("%T cannot be passed on", l.Listener)
 	}
-	return tl.File()
+	return dupFile(l.dup, "listener "+l.key)
 }

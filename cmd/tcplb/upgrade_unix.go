@@ -48,6 +48,7 @@ func startUpgrade(exe string, socks *sockets) (pid int, err error) {
 	cmd.ExtraFiles = append(files, w)
 	cmd.Env = append(os.Environ(), listenFdsEnv+"="+env, readyFdEnv+"="+strconv.Itoa(3+len(files)))
 	err = cmd.Start()
+	restoreNonblock(files)
 	w.Close() // the child holds the write end now: EOF means it is gone
 	if err != nil {
 		return 0, err

@@ -23,6 +23,12 @@ type Config struct {
 	// Admin, if present, turns on the admin HTTP listener: Prometheus
 	// metrics, the JSON API and the dashboard. Absent or null: off.
 	Admin *Admin `yaml:"admin"`
+
+	// Engine is the data path: "epoll" (the event loops, Linux only) or
+	// "goroutines". Empty, the default, is epoll on Linux and goroutines
+	// elsewhere. A reload applies it to listeners it starts; a listener
+	// that stays keeps the engine it started with.
+	Engine string `yaml:"engine"`
 }
 
 // Admin is the admin HTTP listener.

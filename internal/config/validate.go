@@ -36,6 +36,9 @@ func (c *Config) validate() errorList {
 	if c.Admin != nil {
 		c.Admin.validate(&errs)
 	}
+	if _, err := tcplb.ParseEngine(c.Engine); err != nil {
+		errs.add(0, "engine", "%v", err)
+	}
 	return errs
 }
 

@@ -33,6 +33,7 @@ const (
 	readable uint8 = 1 << iota // may have bytes or EOF to read
 	writable                   // a write may take bytes
 	rdhup                      // the peer has ended its stream: a short read is the end
+	broken                     // an error or hang-up: read on until the error or the end
 )
 
 // genMask is the part of the generation an event tag carries.
@@ -211,8 +212,11 @@ func (l *loop) event(slot, tg int32, ev uint32) {
 	if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 		c.flags[side] |= readable
 	}
-	if ev&(unix.EPOLLRDHUP|unix.EPOLLHUP) != 0 {
+	if ev&unix.EPOLLRDHUP != 0 {
 		c.flags[side] |= rdhup
+	}
+	if ev&(unix.EPOLLERR|unix.EPOLLHUP) != 0 {
+		c.flags[side] |= broken
 	}
 	if ev&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 		c.flags[side] |= writable
@@ -281,13 +285,18 @@ func (l *loop) early(c *conn) {
 	if len(c.first) == 0 && len(c.dir[client].pend) == 0 {
 		return
 	}
-	b := l.firstBytes(c)
+	dir := &c.dir[client]
+	b := append(append(l.buf[:0], c.first...), dir.pend...)
 	n, err := write(int(c.fd[backend]), b)
 	if n <= 0 {
 		if err != nil && err != unix.EAGAIN {
 			l.dialFailed(c, opError("connect", err))
 		}
-		return
+		return // the bytes stay pending, for this dial or the next
+	}
+	if dir.pend != nil {
+		l.putBuf(dir.pend)
+		dir.pend = nil
 	}
 	if !l.open(c) {
 		return
@@ -406,7 +415,7 @@ func (l *loop) read(c *conn, src int, b []byte) (n int, ok bool) {
 			c.flags[src] &^= readable
 			c.dir[src].eof = true
 			return 0, true
-		case n < len(b):
+		case n < len(b) && c.flags[src]&broken == 0:
 			c.flags[src] &^= readable
 			if c.flags[src]&rdhup != 0 {
 				c.dir[src].eof = true
@@ -554,7 +563,7 @@ func (l *loop) spliceIn(c *conn, d int) (int, bool) {
 		case n == 0:
 			c.flags[d] &^= readable
 			dir.eof = true
-		case int(n) < want:
+		case int(n) < want && c.flags[d]&broken == 0:
 			c.flags[d] &^= readable
 			if c.flags[d]&rdhup != 0 {
 				dir.eof = true

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"sync"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -321,4 +322,24 @@ func nodelayInherits() bool {
 	defer unix.Close(afd)
 	v, err := unix.GetsockoptInt(afd, unix.IPPROTO_TCP, unix.TCP_NODELAY)
 	return err == nil && v != 0
+}
+
+// LocalAddr returns the address the client of id connected to (the
+// listening socket's, when that is not a wildcard). Call it only on the
+// connection's loop: in Handler.Accept or a Session method.
+func (e *Engine) LocalAddr(id ID) netip.AddrPort {
+	l := e.loopOf(id)
+	if l == nil {
+		return netip.AddrPort{}
+	}
+	c := l.lookup(id)
+	if c == nil || c.fd[client] < 0 {
+		return netip.AddrPort{}
+	}
+	var rsa unix.RawSockaddrAny
+	size := uint32(unix.SizeofSockaddrAny)
+	if _, _, e := unix.Syscall(unix.SYS_GETSOCKNAME, uintptr(c.fd[client]), uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&size))); e != 0 {
+		return netip.AddrPort{}
+	}
+	return rawToAddrPort(&rsa)
 }
