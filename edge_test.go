@@ -532,9 +532,10 @@ func TestEdgeRejectsBadSettings(t *testing.T) {
 // header if there is one, in both cases, so the difference is what the
 // header costs the balancer.
 func BenchmarkConnectExchangeCloseProxy(b *testing.B) {
-	for _, v := range []ProxyVersion{ProxyNone, ProxyV1, ProxyV2} {
-		b.Run(fmt.Sprintf("v%d", v), func(b *testing.B) {
-			addr := benchLB(b, func(c *net.TCPConn) {
+	for _, bc := range benchCases() {
+		engine, v := bc.engine, bc.v
+		b.Run(fmt.Sprintf("%v/v%d", engine, v), func(b *testing.B) {
+			addr := benchLB(b, engine, func(c *net.TCPConn) {
 				buf := make([]byte, proxyproto.MaxHeaderLen)
 				_, rest, _ := proxyproto.Read(c, buf)
 				if len(rest) < 64 {
@@ -560,4 +561,19 @@ func BenchmarkConnectExchangeCloseProxy(b *testing.B) {
 			}
 		})
 	}
+}
+
+func benchCases() (out []struct {
+	engine Engine
+	v      ProxyVersion
+}) {
+	for _, e := range engines() {
+		for _, v := range []ProxyVersion{ProxyNone, ProxyV1, ProxyV2} {
+			out = append(out, struct {
+				engine Engine
+				v      ProxyVersion
+			}{e, v})
+		}
+	}
+	return out
 }

@@ -68,7 +68,7 @@ func TestBackendHalfCloseClientKeepsSending(t *testing.T) {
 // lastBenchPool is the pool of the last benchLB.
 var lastBenchPool *Pool
 
-func benchLB(b *testing.B, serve func(*net.TCPConn)) string {
+func benchLB(b *testing.B, engine Engine, serve func(*net.TCPConn)) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -85,7 +85,7 @@ func benchLB(b *testing.B, serve func(*net.TCPConn)) string {
 	}()
 	be, _ := NewBackend(ln.Addr().String(), 1)
 	lastBenchPool = NewPool("bench", nil, be)
-	lb := &Balancer{Pool: lastBenchPool, Logger: slog.New(slog.DiscardHandler), AccessLog: slog.New(slog.DiscardHandler)}
+	lb := &Balancer{Pool: lastBenchPool, Engine: engine, Logger: slog.New(slog.DiscardHandler), AccessLog: slog.New(slog.DiscardHandler)}
 	front, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -105,54 +105,66 @@ func smallEcho(c *net.TCPConn) {
 
 // BenchmarkConnectExchangeClose: dial, send 64 bytes, read the echo, close.
 func BenchmarkConnectExchangeClose(b *testing.B) {
-	addr := benchLB(b, smallEcho)
-	msg := make([]byte, 64)
-	b.ReportAllocs()
-	for b.Loop() {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			b.Fatal(err)
-		}
-		c.Write(msg)
-		if _, err := io.ReadFull(c, msg); err != nil {
-			b.Fatal(err)
-		}
-		c.Close()
+	for _, engine := range engines() {
+		b.Run(engine.String(), func(b *testing.B) {
+			addr := benchLB(b, engine, smallEcho)
+			msg := make([]byte, 64)
+			b.ReportAllocs()
+			for b.Loop() {
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					b.Fatal(err)
+				}
+				c.Write(msg)
+				if _, err := io.ReadFull(c, msg); err != nil {
+					b.Fatal(err)
+				}
+				c.Close()
+			}
+		})
 	}
 }
 
 // BenchmarkPingPong64: 64-byte request and echo on a kept connection.
 func BenchmarkPingPong64(b *testing.B) {
-	addr := benchLB(b, smallEcho)
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	msg := make([]byte, 64)
-	b.ReportAllocs()
-	for b.Loop() {
-		c.Write(msg)
-		if _, err := io.ReadFull(c, msg); err != nil {
-			b.Fatal(err)
-		}
+	for _, engine := range engines() {
+		b.Run(engine.String(), func(b *testing.B) {
+			addr := benchLB(b, engine, smallEcho)
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			msg := make([]byte, 64)
+			b.ReportAllocs()
+			for b.Loop() {
+				c.Write(msg)
+				if _, err := io.ReadFull(c, msg); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 
 // BenchmarkBulkUpload: 256 KiB writes streamed to a sink; reports MB/s.
 func BenchmarkBulkUpload(b *testing.B) {
-	addr := benchLB(b, func(c *net.TCPConn) { io.Copy(io.Discard, c) })
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	chunk := make([]byte, 256<<10)
-	b.SetBytes(int64(len(chunk)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := c.Write(chunk); err != nil {
-			b.Fatal(err)
-		}
+	for _, engine := range engines() {
+		b.Run(engine.String(), func(b *testing.B) {
+			addr := benchLB(b, engine, func(c *net.TCPConn) { io.Copy(io.Discard, c) })
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			chunk := make([]byte, 256<<10)
+			b.SetBytes(int64(len(chunk)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := c.Write(chunk); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 )
 
 // sockets hands out listening sockets and keeps track of them, so that a
@@ -194,11 +195,19 @@ func (l *netListener) forget() {
 	})
 }
 
-
 // file returns a new duplicate of the socket, for an upgrade.
 func (l *netListener) file() (*os.File, error) {
 	if l.dup < 0 {
 		return nil, fmt.Errorf("%T cannot be passed on", l.Listener)
 	}
 	return dupFile(l.dup, "listener "+l.key)
+}
+
+// SyscallConn gives the event loops the socket (see tcplb.Balancer.Serve).
+func (l *netListener) SyscallConn() (syscall.RawConn, error) {
+	sc, ok := l.Listener.(syscall.Conn)
+	if !ok {
+		return nil, fmt.Errorf("%T has no descriptor", l.Listener)
+	}
+	return sc.SyscallConn()
 }

@@ -1,0 +1,5 @@
+//go:build !race
+
+package tcplb
+
+const raceEnabled = false
