@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -188,6 +189,11 @@ listeners:
 pools:
   - {name: app, backends: [{addr: 127.0.0.1:3001}]}
 `)
+	badEngine := writeFile(t, "engine.yaml", `
+listeners: [{listen: 127.0.0.1:0}]
+pools: [{name: app, backends: [127.0.0.1:3001]}]
+engine: uring
+`)
 	exposed := writeFile(t, "exposed.yaml", `
 listeners: [{listen: 127.0.0.1:0}]
 pools: [{name: app, backends: [127.0.0.1:3001]}]
@@ -214,6 +220,9 @@ admin: {listen: ":9090"}
 		{"bad admin address", []string{"-admin", "127.0.0.1"}, `-admin: "127.0.0.1"`},
 		{"exposed admin without token", []string{"-admin", "0.0.0.0:9090"}, `-admin: "0.0.0.0:9090": not a loopback address, and no admin.token is set`},
 		{"exposed admin in config", []string{"-config", exposed}, `admin.listen: ":9090": not a loopback address`},
+		{"unknown engine", []string{"-engine", "uring"}, `-engine: "uring": want epoll or goroutines`},
+		{"empty engine", []string{"-engine", ""}, `-engine: "": want epoll or goroutines`},
+		{"unknown engine in config", []string{"-config", badEngine}, `engine: engine "uring": want epoll or goroutines`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -560,4 +569,57 @@ pools:
 		t.Errorf("access log ends = %v, want one bad proxy header", ends)
 	}
 	d.stop(t)
+}
+
+// TestEngines serves a connection through the daemon on each engine, as
+// chosen by -engine and by the config's engine key.
+func TestEngines(t *testing.T) {
+	backend := startEcho(t)
+	for _, engine := range []string{"epoll", "goroutines"} {
+		for _, how := range []string{"flag", "config"} {
+			t.Run(engine+"/"+how, func(t *testing.T) {
+				if engine == "epoll" && runtime.GOOS != "linux" {
+					t.Skip("the event loops are Linux-only")
+				}
+				args := []string{"-engine", engine, "-listen", "127.0.0.1:0", "-backends", backend}
+				if how == "config" {
+					args = []string{"-config", writeFile(t, "tcplb.yaml", fmt.Sprintf(`
+listeners: [{listen: 127.0.0.1:0}]
+pools: [{name: app, backends: [%s]}]
+engine: %s
+`, backend, engine))}
+				}
+				d := startDaemon(t, args...)
+				c := dialT(t, d.listenAddr(t, 1))
+				fmt.Fprint(c, "ping")
+				buf := make([]byte, 4)
+				if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "ping" {
+					t.Fatalf("echo through -engine %s = %q, %v", engine, buf, err)
+				}
+				c.Close()
+				d.stop(t)
+			})
+		}
+	}
+}
+
+// startEcho runs an echo backend until the test ends and returns its
+// address.
+func startEcho(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	return ln.Addr().String()
 }
