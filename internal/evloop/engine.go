@@ -58,8 +58,6 @@ func (c *Config) addFDs(n int) {
 type Engine struct {
 	cfg   Config
 	loops []*loop
-	next  uint32 // round robin for Serve's first loop; under mu
-	mu    sync.Mutex
 
 	// nodelayInherited reports whether accepted sockets inherit
 	// TCP_NODELAY from their listening socket (Linux does): then accept
