@@ -5,12 +5,15 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/tcplb/tcplb/internal/evloop"
+	"github.com/tcplb/tcplb/internal/proxyproto"
+	"github.com/tcplb/tcplb/internal/sni"
 	"golang.org/x/sys/unix"
 )
 
@@ -132,9 +135,7 @@ func (h *loopHandler) Accept(id evloop.ID, client netip.AddrPort) evloop.Verdict
 	lb := h.lb
 	lb.accepted.Add(1)
 	s := lb.cur.Load()
-	if e := s.edge; e != nil && (e.ProxyProtocol != nil || e.SNI != nil) {
-		// These read the client's first bytes before the pick: served
-		// by the goroutine engine.
+	if e := s.edge; e != nil && goroutinesFor(e, s, lb, client) {
 		return evloop.Verdict{Detach: func(c net.Conn) { lb.serveConn(c, s) }}
 	}
 	lc := &loopConn{lb: lb, h: h, id: id, s: s, pool: s.pool, addr: client, start: time.Now(), dest: h.local}
@@ -145,6 +146,9 @@ func (h *loopHandler) Accept(id evloop.ID, client netip.AddrPort) evloop.Verdict
 		return evloop.Verdict{} // forced shutdown
 	}
 	if e := s.edge; e != nil {
+		if e.ProxyProtocol != nil || e.SNI != nil {
+			return lc.admitPeeking(e)
+		}
 		if why, wait := lc.admit(e); wait {
 			go lc.admitSlow(e)
 			return lc.waiting()
@@ -189,6 +193,8 @@ type loopConn struct {
 	down    atomic.Int64
 
 	heldSlot, heldSource bool
+	phase                int // what Peeked reads: phaseProxy, phaseHello
+	skip                 int // bytes of the PROXY header, before the ClientHello
 	answered             bool
 	connected            bool
 	end                  End   // why, when the connection is given up before forwarding
@@ -552,7 +558,9 @@ func (lc *loopConn) finish(end End, err error) {
 // info, goesTo and stop make a loopConn tracked.
 
 func (lc *loopConn) info() ConnInfo {
+	lc.mu.Lock() // Peeked may change addr
 	i := ConnInfo{Client: lc.addr.String(), Start: lc.start}
+	lc.mu.Unlock()
 	if b := lc.backend.Load(); b != nil {
 		i.Backend = b.addr
 		i.ClientBytes, i.BackendBytes = lc.up.Load(), lc.down.Load()
@@ -565,4 +573,165 @@ func (lc *loopConn) goesTo(b *Backend) bool { return lc.backend.Load() == b }
 func (lc *loopConn) stop(why End) {
 	lc.stopWhy.CompareAndSwap(nil, &why)
 	lc.h.e.Close(lc.id, false)
+}
+
+// goroutinesFor reports whether a new client of a listener with edge
+// settings is served by the goroutine engine: a PROXY listener's untrusted
+// peers (their first bytes are checked as they are copied, which the loops
+// do not do yet), and any client that would wait in the listener's queue
+// before its first bytes are read.
+func goroutinesFor(e *edgeState, s *settings, lb *Balancer, client netip.AddrPort) bool {
+	if e.ProxyProtocol == nil && e.SNI == nil {
+		return false
+	}
+	if e.ProxyProtocol != nil && !inPrefixes(e.ProxyProtocol.Trusted, client.Addr()) {
+		return true
+	}
+	return e.MaxConns > 0 && s.queue > 0 && (lb.slotQueue.waiting() || lb.slots.Load() >= int64(e.MaxConns))
+}
+
+// The phases of reading a client's first bytes on the loop.
+const (
+	phaseProxy = iota + 1 // a trusted upstream's PROXY header
+	phaseHello            // a TLS ClientHello, for SNI routing
+)
+
+// admitPeeking starts the Edge checks that read the client's first bytes:
+// the listener limit first, then the PROXY header (Peeked goes on with the
+// access lists, the per-source limits and the ClientHello).
+func (lc *loopConn) admitPeeking(e *edgeState) evloop.Verdict {
+	lb := lc.lb
+	if e.MaxConns > 0 {
+		if !incrementBelow(&lb.slots, int64(e.MaxConns)) {
+			lc.reject(EndListenerFull, nil)
+			return evloop.Verdict{}
+		}
+		lc.heldSlot = true
+	}
+	v := evloop.Verdict{Session: lc, Peek: true, Idle: lc.s.idle}
+	if e.ProxyProtocol != nil {
+		lc.phase = phaseProxy
+		v.PeekTimeout, v.PeekMax = e.proxyTimeout, proxyproto.MaxHeaderLen
+		if e.SNI != nil {
+			// One deadline for both reads: the header's and the hello's.
+			v.PeekTimeout += e.helloTimeout
+			v.PeekMax += e.maxHello
+		}
+		return v
+	}
+	if why := lc.admitRest(e); why != "" {
+		lc.reject(why, nil)
+		return evloop.Verdict{}
+	}
+	lc.phase = phaseHello
+	v.PeekTimeout, v.PeekMax = e.helloTimeout, e.maxHello
+	return v
+}
+
+// errNeedMore is what a peekReader returns at the end of the bytes read so
+// far, while more may come.
+var errNeedMore = errors.New("need more bytes")
+
+// peekReader reads the bytes peeked so far, then err: why no more will
+// come, or errNeedMore.
+type peekReader struct {
+	b   []byte
+	err error
+}
+
+func (r *peekReader) Read(p []byte) (int, error) {
+	if len(r.b) == 0 {
+		return 0, r.err
+	}
+	n := copy(p, r.b)
+	r.b = r.b[n:]
+	return n, nil
+}
+
+func peekReaderOf(b []byte, err error) *peekReader {
+	switch {
+	case err == nil:
+		err = errNeedMore
+	case errors.Is(err, evloop.ErrPeekTimeout):
+		err = os.ErrDeadlineExceeded // what the parsers take for a timeout
+	}
+	return &peekReader{b: b, err: err}
+}
+
+// Peeked implements evloop.Peeker: the Edge checks on the client's first
+// bytes, then the pick.
+func (lc *loopConn) Peeked(b []byte, err error) (more bool, drop int, next evloop.Target, dial, giveUp bool) {
+	e := lc.s.edge
+	if lc.phase == phaseProxy {
+		if more, why, perr := lc.peekProxy(e, b, err); more {
+			return true, 0, next, false, false
+		} else if why != "" {
+			lc.end, lc.err = why, perr
+			return false, 0, next, false, true
+		}
+		if why := lc.admitRest(e); why != "" {
+			lc.end = why
+			return false, lc.skip, next, false, true
+		}
+		if e.SNI == nil {
+			return lc.peekedPick(lc.skip)
+		}
+		lc.phase = phaseHello
+	}
+	name, _, serr := sni.ReadServerName(peekReaderOf(b[lc.skip:], err), e.maxHello)
+	if errors.Is(serr, errNeedMore) {
+		return true, 0, next, false, false
+	}
+	if serr == nil && name != "" {
+		if pool, ok := e.sni.Lookup(name); ok {
+			lc.pool = pool
+			return lc.peekedPick(lc.skip)
+		}
+	}
+	if e.SNI.Close {
+		if serr == nil {
+			serr = errors.New("no route for server name " + quoteName(name))
+		}
+		lc.end, lc.err = EndNoRoute, serr
+		return false, lc.skip, next, false, true
+	}
+	return lc.peekedPick(lc.skip)
+}
+
+// peekProxy reads a trusted upstream's header from b, as readProxyHeader
+// does on the goroutine engine.
+func (lc *loopConn) peekProxy(e *edgeState, b []byte, err error) (more bool, why End, perr error) {
+	var scratch [proxyproto.MaxHeaderLen]byte
+	h, rest, rerr := proxyproto.Read(peekReaderOf(b, err), scratch[:])
+	var pe *proxyproto.Error
+	switch {
+	case errors.Is(rerr, errNeedMore):
+		return true, "", nil
+	case rerr == nil:
+	case e.ProxyProtocol.Optional && errors.As(rerr, &pe) && pe.Reason == proxyproto.ReasonNotProxy:
+		lc.skip = 0
+		return false, "", nil
+	case errors.As(rerr, &pe):
+		lc.lb.countProxyError(pe.Reason)
+		return false, EndBadProxy, rerr
+	default:
+		lc.lb.countProxyError(proxyproto.ReasonRead)
+		return false, EndBadProxy, rerr
+	}
+	lc.skip = len(b) - len(rest)
+	if !h.Local {
+		lc.mu.Lock()
+		lc.addr, lc.dest = h.Source, h.Dest
+		lc.mu.Unlock()
+	}
+	return false, "", nil
+}
+
+// peekedPick picks the backend once the first bytes have been looked at.
+func (lc *loopConn) peekedPick(drop int) (bool, int, evloop.Target, bool, bool) {
+	if !lc.dest.IsValid() && lc.pool.opts.Load().SendProxy != ProxyNone {
+		lc.dest = lc.h.e.LocalAddr(lc.id)
+	}
+	t, act := lc.next(nil)
+	return false, drop, t, act == actDial, act == actGiveUp
 }

@@ -678,18 +678,18 @@ var parseErrorTests = []struct {
 	want []string // the lines of the error, exactly
 }{
 	// The document.
-	{"empty", "", []string{"empty configuration: want a mapping of listeners, pools, timeouts and admin"}},
-	{"comments only", "# listeners:\n", []string{"empty configuration: want a mapping of listeners, pools, timeouts and admin"}},
-	{"null document", "---\n~\n", []string{"line 2: empty configuration: want a mapping of listeners, pools, timeouts and admin"}},
-	{"list document", "- a\n", []string{"line 1: want a mapping of listeners, pools, timeouts and admin, got a list"}},
-	{"scalar document", "tcplb", []string{`line 1: "tcplb": want a mapping of listeners, pools, timeouts and admin`}},
+	{"empty", "", []string{"empty configuration: want a mapping of listeners, pools, timeouts, admin and engine"}},
+	{"comments only", "# listeners:\n", []string{"empty configuration: want a mapping of listeners, pools, timeouts, admin and engine"}},
+	{"null document", "---\n~\n", []string{"line 2: empty configuration: want a mapping of listeners, pools, timeouts, admin and engine"}},
+	{"list document", "- a\n", []string{"line 1: want a mapping of listeners, pools, timeouts, admin and engine, got a list"}},
+	{"scalar document", "tcplb", []string{`line 1: "tcplb": want a mapping of listeners, pools, timeouts, admin and engine`}},
 	{"second document", okListeners + okPools + "---\nlisteners: []\n", []string{"line 3: found a second document; want only one"}},
 	{"unknown top-level key", okListeners + okPools + "timeout: {idle: 1s}\n", []string{
-		"line 3: timeout: unknown key (known: listeners, pools, timeouts, admin)",
+		"line 3: timeout: unknown key (known: listeners, pools, timeouts, admin, engine)",
 	}},
 	{"non-string key", okListeners + okPools + "? [a]\n: b\n", []string{"line 3: want a string key, got a list"}},
 	{"odd key", okListeners + okPools + "\"a\\nb\": 1\n", []string{
-		`line 3: "a\nb": unknown key (known: listeners, pools, timeouts, admin)`,
+		`line 3: "a\nb": unknown key (known: listeners, pools, timeouts, admin, engine)`,
 	}},
 	{"unsupported tag", okListeners + okPools + "timeouts: !custom {idle: 1s}\n", []string{
 		"line 3: timeouts: unsupported tag !custom",
@@ -1292,7 +1292,7 @@ pools: [{name: p, backends: [a:1]}, {name: q, backends: [a:1]}]
 		`line 3: pools[0]: "x": want a mapping`,
 	}},
 	{"merge with unknown key", okListeners + "x: &x {port: 1}\npools:\n  - <<: *x\n    name: p\n    backends: [a:1]\n", []string{
-		"line 2: x: unknown key (known: listeners, pools, timeouts, admin)",
+		"line 2: x: unknown key (known: listeners, pools, timeouts, admin, engine)",
 		"line 2: pools[0].port: unknown key (known: name, strategy, hash_balance_factor, all_down, slow_start, health, passive, proxy_protocol, discovery, backends)",
 	}},
 

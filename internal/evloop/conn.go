@@ -3,6 +3,8 @@
 package evloop
 
 import (
+	"cmp"
+	"io"
 	"net"
 	"os"
 
@@ -18,6 +20,7 @@ const (
 	stateWaiting          // client open, no backend socket: waiting for Engine.Dial
 	stateConnecting       // backend socket connecting
 	stateOpen             // both open: bytes move
+	statePeeking          // client open, its first bytes read for the session (Verdict.Peek)
 )
 
 // Sides and directions: side 0 is the client's socket, side 1 the
@@ -56,6 +59,7 @@ type conn struct {
 	idle       int64 // ns; 0: no idle timeout
 	lastActive int64
 	connectAt  int64
+	peekMax    int32  // Verdict.PeekMax, while peeking
 	due        int64  // the earliest deadline: connectAt, or the idle one
 	heap       int32  // index in the loop's timer heap, -1 if not in it
 	first      []byte // Target.First until written
@@ -128,6 +132,16 @@ func (l *loop) accept(ln *Listener) {
 		l.finish(c, Result{Reason: Reset, Err: err}, false)
 		return
 	}
+	if p, ok := v.Session.(Peeker); ok && v.Peek {
+		c.state = statePeeking
+		c.peekMax = int32(cmp.Or(v.PeekMax, l.e.cfg.BufSize))
+		if v.PeekTimeout > 0 {
+			l.setDue(c, l.now+int64(v.PeekTimeout))
+		}
+		c.flags[client] |= readable
+		l.peek(c, p, nil)
+		return
+	}
 	if v.Dial {
 		// The client has usually sent its first bytes by now: read them
 		// at once, so that they can go with the connect (see early).
@@ -138,6 +152,54 @@ func (l *loop) accept(ln *Listener) {
 			c.dir[client].pend = append(l.getBuf(), l.buf[:n]...)
 		}
 		l.dial(c, v.Target)
+	}
+}
+
+// peek reads what the client has sent, up to its limit, and asks the
+// session about all of it; err (ErrPeekTimeout) ends the reading.
+func (l *loop) peek(c *conn, p Peeker, err error) {
+	dir := &c.dir[client]
+	for err == nil && c.flags[client]&readable != 0 && len(dir.pend) < int(c.peekMax) {
+		if dir.pend == nil {
+			dir.pend = l.getBuf()
+		}
+		if len(dir.pend) == cap(dir.pend) {
+			dir.pend = append(dir.pend, 0)[:len(dir.pend)]
+		}
+		n, ok := l.read(c, client, dir.pend[len(dir.pend):min(cap(dir.pend), int(c.peekMax))])
+		if !ok {
+			return
+		}
+		dir.pend = dir.pend[:len(dir.pend)+n]
+		if dir.eof {
+			err = io.EOF
+		}
+		if n == 0 && err == nil {
+			return // drained: wait for more
+		}
+	}
+	more, drop, next, dial, giveUp := p.Peeked(dir.pend, err)
+	if c.state != statePeeking {
+		return // the session closed it
+	}
+	if more {
+		if err != nil || len(dir.pend) >= int(c.peekMax) {
+			l.finish(c, Result{Reason: GaveUp}, false) // a session that asks for bytes that cannot come
+		}
+		return
+	}
+	l.clearDue(c)
+	dir.pend = append(dir.pend[:0], dir.pend[drop:]...)
+	if len(dir.pend) == 0 {
+		l.putBuf(dir.pend)
+		dir.pend = nil
+	}
+	c.state = stateWaiting
+	switch {
+	case giveUp:
+		l.finish(c, Result{Reason: GaveUp}, false)
+	case dial:
+		l.dial(c, next)
 	}
 }
 
@@ -222,6 +284,10 @@ func (l *loop) event(slot, tg int32, ev uint32) {
 		c.flags[side] |= writable
 	}
 	switch c.state {
+	case statePeeking:
+		if side == client {
+			l.peek(c, c.sess.(Peeker), nil)
+		}
 	case stateConnecting:
 		if side != backend {
 			return // the client's bytes wait until the backend is connected

@@ -142,7 +142,31 @@ type Verdict struct {
 	// Detach, if non-nil, takes the client socket off the engine: it is
 	// made a net.Conn and passed to Detach on a new goroutine.
 	Detach func(net.Conn)
+	// Peek, if true (Session must be a Peeker; Dial is ignored), reads
+	// the client's first bytes before any dial and hands them to
+	// Peeker.Peeked, for up to PeekTimeout (0: no limit) and PeekMax
+	// bytes.
+	Peek        bool
+	PeekTimeout time.Duration
+	PeekMax     int
 }
+
+// Peeker is a Session that looks at the client's first bytes before the
+// dial (Verdict.Peek): a PROXY header, a TLS ClientHello.
+type Peeker interface {
+	Session
+	// Peeked is given every client byte read so far, and why no more
+	// will come: io.EOF (the client ended its stream), ErrPeekTimeout,
+	// or nil. It returns more to be called again with more bytes (it is
+	// when err is nil and fewer than PeekMax bytes have come); otherwise
+	// the first drop bytes are discarded (a header that is not the
+	// client's data) and the rest go to the backend first, and it decides
+	// as DialFailed does: a target and dial, or wait, or give up.
+	Peeked(b []byte, err error) (more bool, drop int, next Target, dial, giveUp bool)
+}
+
+// ErrPeekTimeout is Peeked's error when Verdict.PeekTimeout passed.
+var ErrPeekTimeout = errors.New("peek timeout")
 
 // Handler decides for each accepted client. Accept runs on a loop and
 // must not block.

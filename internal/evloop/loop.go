@@ -488,6 +488,9 @@ func (l *loop) runTimers() {
 			return
 		}
 		switch c.state {
+		case statePeeking:
+			l.clearDue(c)
+			l.peek(c, c.sess.(Peeker), ErrPeekTimeout)
 		case stateConnecting:
 			l.clearDue(c)
 			l.dialFailed(c, ErrConnectTimeout)
