@@ -630,12 +630,17 @@ func (l *loop) spliceIn(c *conn, d int) (int, bool) {
 			c.flags[d] &^= readable
 			dir.eof = true
 		case int(n) < want && c.flags[d]&broken == 0:
-			c.flags[d] &^= readable
+			// A bulk stream keeps arriving while the loop moves it: a
+			// short splice is not taken for drained (that would cost a
+			// wake-up per burst), only EAGAIN is. A short one means the
+			// end of the stream, though, if the peer has half-closed.
 			if c.flags[d]&rdhup != 0 {
+				c.flags[d] &^= readable
 				dir.eof = true
 			}
 			if int(n) < len(l.buf) {
 				dir.bulk = false // a small flow again: back to the buffer
+				c.flags[d] &^= readable
 			}
 		}
 		p.data += int32(n)

@@ -27,7 +27,9 @@ type Config struct {
 
 	// FairShare bounds the bytes a loop moves for one direction of one
 	// connection before it serves the others that are ready; 0 means
-	// DefaultFairShare.
+	// DefaultFairShare, one pipe's worth (1 MiB): measured on lbbench's
+	// upload, a 256 KiB share cost 0.34 CPU-seconds per GB against 0.25
+	// for 4 MiB, and a share above a pipe only lengthens the turn.
 	FairShare int
 
 	// FDs, if non-nil, is told of every descriptor the engine opens for a
@@ -45,7 +47,7 @@ type Config struct {
 // Defaults for Config's zero fields.
 const (
 	DefaultBufSize   = 16 << 10
-	DefaultFairShare = 256 << 10
+	DefaultFairShare = 1 << 20
 )
 
 func (c *Config) addFDs(n int) {
