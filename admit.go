@@ -150,14 +150,20 @@ func (lb *Balancer) acquireSlot(s *settings, limit int) bool {
 // releaseEdge gives back what admit took: the listener slot and the
 // source's count.
 func (pc *proxyConn) releaseEdge() {
-	if pc.heldSlot {
-		pc.heldSlot = false
-		pc.lb.slots.Add(-1)
-		pc.lb.slotQueue.wakeOne()
+	pc.lb.releaseEdge(&pc.heldSlot, &pc.heldSource, pc.addr.Addr())
+}
+
+// releaseEdge gives back a listener slot and a source's count, where the
+// flags say they are held, and clears the flags.
+func (lb *Balancer) releaseEdge(slot, source *bool, client netip.Addr) {
+	if *slot {
+		*slot = false
+		lb.slots.Add(-1)
+		lb.slotQueue.wakeOne()
 	}
-	if pc.heldSource {
-		pc.heldSource = false
-		pc.lb.sources.release(pc.addr.Addr())
+	if *source {
+		*source = false
+		lb.sources.release(client)
 	}
 }
 

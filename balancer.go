@@ -85,6 +85,7 @@ type Balancer struct {
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
+	stopLoops []func()             // stop the event loops' listening sockets and wait until they are closed; under mu
 	serving   sync.WaitGroup       // Serve loops running
 	conns     map[tracked]struct{} // open connections of either engine
 	drained   chan struct{}        // closed when conns empties during shutdown
@@ -320,17 +321,25 @@ func (lb *Balancer) serveConn(c net.Conn, s *settings) bool {
 
 // StopAccepting closes every listener the balancer serves, so each Serve
 // returns ErrBalancerClosed and later ones return it at once, and leaves the
-// open connections alone. It is the first step of Shutdown; calling it on
+// open connections alone. On the event loops it returns once the loops
+// have let go of the listening sockets and closed them. It is the first step of Shutdown; calling it on
 // its own starts a lame-duck phase.
 func (lb *Balancer) StopAccepting() {
 	lb.init()
 	lb.mu.Lock()
-	defer lb.mu.Unlock()
 	if !lb.closing.Swap(true) {
 		close(lb.stop)
 	}
 	for ln := range lb.listeners {
 		ln.Close()
+	}
+	stops := lb.stopLoops
+	lb.stopLoops = nil
+	lb.mu.Unlock()
+	// Not under mu: the loops take it to admit the connections they are
+	// accepting as they let go of the socket.
+	for _, stop := range stops {
+		stop()
 	}
 }
 

@@ -111,11 +111,22 @@ func (lb *Balancer) serveLoop(ln net.Listener) (handled bool, err error) {
 	if h.local.Addr().IsUnspecified() {
 		h.local = netip.AddrPort{} // ask the socket per connection, if a PROXY header needs it
 	}
+	// Under lb.mu, so that StopAccepting either sees the engine's
+	// listener (and waits for its socket to close) or came first.
+	lb.mu.Lock()
+	if lb.closing.Load() {
+		lb.mu.Unlock()
+		unix.Close(fd)
+		return true, ErrBalancerClosed
+	}
 	el, err := e.Serve(fd, h)
 	if err != nil {
+		lb.mu.Unlock()
 		unix.Close(fd)
 		return true, err
 	}
+	lb.stopLoops = append(lb.stopLoops, func() { el.Stop(); <-el.Done() })
+	lb.mu.Unlock()
 	ln.Close()
 	<-lb.stop
 	el.Stop()
@@ -538,15 +549,7 @@ func (lc *loopConn) reject(why End, err error) {
 }
 
 func (lc *loopConn) finish(end End, err error) {
-	if lc.heldSlot {
-		lc.heldSlot = false
-		lc.lb.slots.Add(-1)
-		lc.lb.slotQueue.wakeOne()
-	}
-	if lc.heldSource {
-		lc.heldSource = false
-		lc.lb.sources.release(lc.addr.Addr())
-	}
+	lc.lb.releaseEdge(&lc.heldSlot, &lc.heldSource, lc.addr.Addr())
 	var b *Backend
 	if lc.connected || lc.held != nil {
 		b = lc.held
