@@ -177,7 +177,11 @@ func TestReloadUnderLoad(t *testing.T) {
 		if withSecond {
 			cfg += fmt.Sprintf("  - {name: second, listen: %q, pool: app}\n", second)
 		}
-		return cfg + fmt.Sprintf("pools: [{name: app, backends: [%s]}]\ntimeouts: {drain: 5s}\nadmin: {listen: \"127.0.0.1:0\"}\n", strings.Join(addrs, ", "))
+		// drain 30s: a backend removed and added back is a new Backend to
+		// the pool, and the old one's connections (the long-lived one, if
+		// it is on b1 or b3) are closed when its drain ends; 20 reloads
+		// take about 5 s, so a 5 s drain made the check below a race.
+		return cfg + fmt.Sprintf("pools: [{name: app, backends: [%s]}]\ntimeouts: {drain: 30s}\nadmin: {listen: \"127.0.0.1:0\"}\n", strings.Join(addrs, ", "))
 	}
 	path := filepath.Join(t.TempDir(), "tcplb.yaml")
 	writeConfig(t, path, configFor([]string{"b1", "b2"}, false))
