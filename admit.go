@@ -51,20 +51,28 @@ func (pc *proxyConn) admit(e *edgeState) (End, error) {
 			pc.sniff = true // look again at the first bytes copied
 		}
 	}
-	a := pc.addr.Addr()
-	if inPrefixes(e.Deny, a) || len(e.Allow) > 0 && !inPrefixes(e.Allow, a) {
-		return EndDenied, nil
-	}
-	if e.MaxConnsPerSource > 0 || e.RatePerSource > 0 {
-		if why := lb.sources.acquire(a, e.MaxConnsPerSource, e.RatePerSource, e.burst, time.Now()); why != "" {
-			return why, nil
-		}
-		pc.heldSource = true
+	if why := lb.admitClient(e, pc.addr.Addr(), &pc.heldSource); why != "" {
+		return why, nil
 	}
 	if e.SNI != nil {
 		return pc.routeSNI(e)
 	}
 	return "", nil
+}
+
+// admitClient runs the checks of e on the client address a: the access
+// lists, then the per-source limits, whose count it takes (heldSource).
+func (lb *Balancer) admitClient(e *edgeState, a netip.Addr, heldSource *bool) End {
+	if inPrefixes(e.Deny, a) || len(e.Allow) > 0 && !inPrefixes(e.Allow, a) {
+		return EndDenied
+	}
+	if e.MaxConnsPerSource > 0 || e.RatePerSource > 0 {
+		if why := lb.sources.acquire(a, e.MaxConnsPerSource, e.RatePerSource, e.burst, time.Now()); why != "" {
+			return why
+		}
+		*heldSource = true
+	}
+	return ""
 }
 
 var errUntrustedHeader = errors.New("proxy protocol: header from a peer not in trusted")
@@ -85,16 +93,7 @@ func (pc *proxyConn) readProxyHeader(e *edgeState, optional bool) (End, error) {
 	pc.client.SetReadDeadline(time.Now().Add(e.proxyTimeout))
 	defer pc.client.SetReadDeadline(time.Time{})
 	h, rest, err := proxyproto.Read(pc.client, *bp)
-	var perr *proxyproto.Error
-	switch {
-	case err == nil:
-	case optional && errors.As(err, &perr) && perr.Reason == proxyproto.ReasonNotProxy:
-		// No header: rest holds the client's first bytes.
-	case errors.As(err, &perr):
-		pc.lb.countProxyError(perr.Reason)
-		return EndBadProxy, err
-	default: // Read's errors are all *Error; this is defence
-		pc.lb.countProxyError(proxyproto.ReasonRead)
+	if pc.lb.proxyRefused(err, optional) {
 		return EndBadProxy, err
 	}
 	pc.pending = append(pc.pending, rest...)
@@ -104,6 +103,24 @@ func (pc *proxyConn) readProxyHeader(e *edgeState, optional bool) (End, error) {
 		pc.mu.Unlock()
 	}
 	return "", nil
+}
+
+// proxyRefused reports whether err, from proxyproto.Read, refuses the
+// connection, and counts it by reason: any error but a missing header
+// when the header is optional (rest then holds the client's first bytes).
+func (lb *Balancer) proxyRefused(err error, optional bool) bool {
+	var perr *proxyproto.Error
+	switch {
+	case err == nil:
+		return false
+	case optional && errors.As(err, &perr) && perr.Reason == proxyproto.ReasonNotProxy:
+		return false
+	case errors.As(err, &perr):
+		lb.countProxyError(perr.Reason)
+	default: // Read's errors are all *Error; this is defence
+		lb.countProxyError(proxyproto.ReasonRead)
+	}
+	return true
 }
 
 // routeSNI reads the ClientHello within its timeout and picks the pool of
@@ -117,19 +134,29 @@ func (pc *proxyConn) routeSNI(e *edgeState) (End, error) {
 	}
 	name, read, err := sni.ReadServerName(r, e.maxHello)
 	pc.pending = read // it includes what was pending
+	pool, why, err := e.route(name, err)
+	if pool != nil {
+		pc.pool = pool
+	}
+	return why, err
+}
+
+// route is SNI routing's decision for the server name (and the error)
+// sni.ReadServerName returned: the route's pool, or nil to keep the
+// listener's pool, or EndNoRoute with why when SNIRouting.Close.
+func (e *edgeState) route(name string, err error) (*Pool, End, error) {
 	if err == nil && name != "" {
 		if pool, ok := e.sni.Lookup(name); ok {
-			pc.pool = pool
-			return "", nil
+			return pool, "", nil
 		}
 	}
 	if e.SNI.Close {
 		if err == nil {
 			err = errors.New("no route for server name " + quoteName(name))
 		}
-		return EndNoRoute, err
+		return nil, EndNoRoute, err
 	}
-	return "", nil
+	return nil, "", nil
 }
 
 func quoteName(name string) string {

@@ -483,31 +483,17 @@ func (lb *Balancer) connect(s *settings, pool *Pool, client netip.AddrPort) (b *
 // the strategy had nothing to offer. dialed is when the successful dial
 // began.
 func (lb *Balancer) tryConnect(s *settings, pool *Pool, client netip.AddrPort) (b *Backend, c net.Conn, dialed time.Time, err error) {
-	strategy := pool.Strategy()
 	candidates := pool.Available()
 	d := net.Dialer{KeepAlive: -1} // see Balancer's doc: idle timeout, not keep-alive
 	var passed *Backend            // a slow-starting backend passed over
 	err = errNoBackend
 	for {
-		b = strategy.Pick(client, candidates)
-		switch {
-		case b == nil && passed == nil:
-			return nil, nil, time.Time{}, err
-		case b == nil:
-			b, passed = passed, nil
-		case !pool.admit(b):
-			if passed == nil {
-				passed = b
-			}
-			candidates = without(candidates, b)
-			continue
-		}
-		if !b.acquire() {
-			if err == errNoBackend {
+		b, full := pickAcquire(pool, client, candidates, &passed)
+		if b == nil {
+			if full && err == errNoBackend {
 				err = errFull
 			}
-			candidates = without(candidates, b)
-			continue
+			return nil, nil, time.Time{}, err
 		}
 		dialed = time.Now()
 		ctx := &dialContext{Context: lb.forceCtx, deadline: dialed.Add(s.connect)}
@@ -525,6 +511,37 @@ func (lb *Balancer) tryConnect(s *settings, pool *Pool, client netip.AddrPort) (
 			pool.passiveFailure(b, "connect: "+err.Error())
 		}
 		candidates = without(candidates, b)
+	}
+}
+
+// pickAcquire asks pool's strategy for a backend among candidates and
+// takes a connection slot on it: a pick of a full backend is skipped, and
+// so, with a probability that falls as it ramps up, is a pick of a
+// slow-starting one, which *passed keeps and which is used if nothing else
+// is left. It returns nil when there is none, and full if some were at
+// their limit. Both engines pick through it.
+func pickAcquire(pool *Pool, client netip.AddrPort, candidates []*Backend, passed **Backend) (b *Backend, full bool) {
+	strategy := pool.Strategy()
+	for {
+		b = strategy.Pick(client, candidates)
+		switch {
+		case b == nil && *passed == nil:
+			return nil, full
+		case b == nil:
+			b, *passed = *passed, nil
+		case !pool.admit(b):
+			if *passed == nil {
+				*passed = b
+			}
+			candidates = without(candidates, b)
+			continue
+		}
+		if !b.acquire() {
+			full = true
+			candidates = without(candidates, b)
+			continue
+		}
+		return b, false
 	}
 }
 

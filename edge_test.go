@@ -532,48 +532,22 @@ func TestEdgeRejectsBadSettings(t *testing.T) {
 // header if there is one, in both cases, so the difference is what the
 // header costs the balancer.
 func BenchmarkConnectExchangeCloseProxy(b *testing.B) {
-	for _, bc := range benchCases() {
-		engine, v := bc.engine, bc.v
-		b.Run(fmt.Sprintf("%v/v%d", engine, v), func(b *testing.B) {
-			addr := benchLB(b, engine, func(c *net.TCPConn) {
-				buf := make([]byte, proxyproto.MaxHeaderLen)
-				_, rest, _ := proxyproto.Read(c, buf)
-				if len(rest) < 64 {
-					n, _ := io.ReadFull(c, buf[len(rest):64])
-					rest = buf[:len(rest)+n]
-				}
-				c.Write(rest)
-			})
-			// benchLB's pool is the only one: set its header.
-			lastBenchPool.SetOptions(PoolOptions{SendProxy: v})
-			msg := make([]byte, 64)
-			b.ReportAllocs()
-			for b.Loop() {
-				c, err := net.Dial("tcp", addr)
-				if err != nil {
-					b.Fatal(err)
-				}
-				c.Write(msg)
-				if _, err := io.ReadFull(c, msg); err != nil {
-					b.Fatal(err)
-				}
-				c.Close()
-			}
-		})
-	}
-}
-
-func benchCases() (out []struct {
-	engine Engine
-	v      ProxyVersion
-}) {
-	for _, e := range engines() {
+	for _, engine := range engines() {
 		for _, v := range []ProxyVersion{ProxyNone, ProxyV1, ProxyV2} {
-			out = append(out, struct {
-				engine Engine
-				v      ProxyVersion
-			}{e, v})
+			b.Run(fmt.Sprintf("%v/v%d", engine, v), func(b *testing.B) {
+				addr := benchLB(b, engine, func(c *net.TCPConn) {
+					buf := make([]byte, proxyproto.MaxHeaderLen)
+					_, rest, _ := proxyproto.Read(c, buf)
+					if len(rest) < 64 {
+						n, _ := io.ReadFull(c, buf[len(rest):64])
+						rest = buf[:len(rest)+n]
+					}
+					c.Write(rest)
+				})
+				// benchLB's pool is the only one: set its header.
+				lastBenchPool.SetOptions(PoolOptions{SendProxy: v})
+				connectExchangeClose(b, addr)
+			})
 		}
 	}
-	return out
 }

@@ -107,21 +107,26 @@ func smallEcho(c *net.TCPConn) {
 func BenchmarkConnectExchangeClose(b *testing.B) {
 	for _, engine := range engines() {
 		b.Run(engine.String(), func(b *testing.B) {
-			addr := benchLB(b, engine, smallEcho)
-			msg := make([]byte, 64)
-			b.ReportAllocs()
-			for b.Loop() {
-				c, err := net.Dial("tcp", addr)
-				if err != nil {
-					b.Fatal(err)
-				}
-				c.Write(msg)
-				if _, err := io.ReadFull(c, msg); err != nil {
-					b.Fatal(err)
-				}
-				c.Close()
-			}
+			connectExchangeClose(b, benchLB(b, engine, smallEcho))
 		})
+	}
+}
+
+// connectExchangeClose is the loop of the connect-exchange-close
+// benchmarks: dial addr, send 64 bytes, read them back, close.
+func connectExchangeClose(b *testing.B, addr string) {
+	msg := make([]byte, 64)
+	b.ReportAllocs()
+	for b.Loop() {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c.Write(msg)
+		if _, err := io.ReadFull(c, msg); err != nil {
+			b.Fatal(err)
+		}
+		c.Close()
 	}
 }
 

@@ -27,8 +27,9 @@ import (
 // and forgets it. What could block (waiting in a queue for a free backend
 // or listener slot, resolving a backend's host name) runs on a goroutine of
 // its own, which then asks the engine to dial or close. Edge checks that
-// read the client's first bytes (PROXY headers, SNI) hand the connection to
-// the goroutine engine.
+// read the client's first bytes (PROXY headers, SNI) have the engine peek
+// at them (Peeked); an untrusted peer of a PROXY listener is handed to the
+// goroutine engine (goroutinesFor).
 
 // loops is the process's event-loop engine, shared by every balancer
 // with EngineEpoll; started on first use.
@@ -128,8 +129,7 @@ func (lb *Balancer) serveLoop(ln net.Listener) (handled bool, err error) {
 	lb.stopLoops = append(lb.stopLoops, func() { el.Stop(); <-el.Done() })
 	lb.mu.Unlock()
 	ln.Close()
-	<-lb.stop
-	el.Stop()
+	<-lb.stop // StopAccepting stops el and waits for its socket to close
 	<-el.Done()
 	return true, ErrBalancerClosed
 }
@@ -195,10 +195,11 @@ type loopConn struct {
 	mu   sync.Mutex
 	done bool // Closed has run
 
-	backend atomic.Pointer[Backend] // the one dialled or connected; read by drains and Connections
-	held    *Backend                // counted in its active connections; on the loop or its waiter
-	tried   []*Backend              // failed dials, not picked again
-	passed  *Backend                // a slow-starting backend passed over
+	// backend is the one dialled or connected, counted in its active
+	// connections; read by drains and Connections too.
+	backend atomic.Pointer[Backend]
+	tried   []*Backend // failed dials, not picked again
+	passed  *Backend   // a slow-starting backend passed over
 	dialed  time.Time
 	up      atomic.Int64
 	down    atomic.Int64
@@ -242,17 +243,7 @@ func (lc *loopConn) admit(e *edgeState) (why End, wait bool) {
 }
 
 func (lc *loopConn) admitRest(e *edgeState) End {
-	a := lc.addr.Addr()
-	if inPrefixes(e.Deny, a) || len(e.Allow) > 0 && !inPrefixes(e.Allow, a) {
-		return EndDenied
-	}
-	if e.MaxConnsPerSource > 0 || e.RatePerSource > 0 {
-		if why := lc.lb.sources.acquire(a, e.MaxConnsPerSource, e.RatePerSource, e.burst, time.Now()); why != "" {
-			return why
-		}
-		lc.heldSource = true
-	}
-	return ""
+	return lc.lb.admitClient(e, lc.addr.Addr(), &lc.heldSource)
 }
 
 // admitSlow waits in the listener's queue, then goes on as Accept would.
@@ -313,39 +304,16 @@ func (lc *loopConn) next(err error) (evloop.Target, int) {
 // connection slot on it. full reports that the only ones left were at
 // their limit.
 func (lc *loopConn) pick() (b *Backend, full bool) {
-	pool := lc.pool
-	candidates := pool.Available()
+	candidates := lc.pool.Available()
 	for _, t := range lc.tried {
 		candidates = without(candidates, t)
 	}
-	strategy := pool.Strategy()
-	for {
-		b = strategy.Pick(lc.addr, candidates)
-		switch {
-		case b == nil && lc.passed == nil:
-			return nil, full
-		case b == nil:
-			b, lc.passed = lc.passed, nil
-		case !pool.admit(b):
-			if lc.passed == nil {
-				lc.passed = b
-			}
-			candidates = without(candidates, b)
-			continue
-		}
-		if !b.acquire() {
-			full = true
-			candidates = without(candidates, b)
-			continue
-		}
-		return b, false
-	}
+	return pickAcquire(lc.pool, lc.addr, candidates, &lc.passed)
 }
 
 // target makes the dial of b: its address (a name is looked up on a
 // goroutine) and the PROXY header the pool sends.
 func (lc *loopConn) target(b *Backend) (evloop.Target, int) {
-	lc.held = b
 	lc.backend.Store(b)
 	lc.dialed = time.Now()
 	return lc.dialOf(b)
@@ -399,7 +367,6 @@ func (lc *loopConn) adopt(b *Backend) bool {
 		release(lc.pool, b)
 		return false
 	}
-	lc.held = b
 	lc.backend.Store(b)
 	lc.dialed = time.Now()
 	return true
@@ -452,11 +419,9 @@ func (lc *loopConn) header() []byte {
 	return proxyHeader(v, lc.addr, lc.dest)
 }
 
-// failed counts a failed dial of the held backend.
+// failed counts a failed dial of the backend.
 func (lc *loopConn) failed(err error) {
-	b := lc.held
-	lc.held = nil
-	lc.backend.Store(nil)
+	b := lc.backend.Swap(nil)
 	release(lc.pool, b)
 	b.connectErrors.Add(1)
 	lc.tried = append(lc.tried, b)
@@ -469,27 +434,21 @@ func (lc *loopConn) failed(err error) {
 // The evloop.Session methods, called on the connection's loop.
 
 func (lc *loopConn) Connected() {
-	b := lc.held
+	b := lc.backend.Load()
 	lc.connected = true
 	b.total.Add(1)
 	b.connectTime.observe(time.Since(lc.dialed))
 }
 
 func (lc *loopConn) DialFailed(err error) (evloop.Target, bool, bool) {
-	if errors.Is(err, evloop.ErrConnectTimeout) {
-		err = &net.OpError{Op: "dial", Net: "tcp", Err: errConnectTimeout}
-	} else {
-		err = &net.OpError{Op: "dial", Net: "tcp", Err: err}
-	}
+	err = &net.OpError{Op: "dial", Net: "tcp", Err: err}
 	lc.failed(err)
 	t, act := lc.next(err)
 	return t, act == actDial, act == actGiveUp
 }
 
-var errConnectTimeout = errors.New("connect timeout")
-
 func (lc *loopConn) Moved(up bool, n int) {
-	b := lc.held
+	b := lc.backend.Load()
 	if up {
 		lc.up.Add(int64(n))
 		b.bytesOut.Add(uint64(n))
@@ -517,8 +476,8 @@ func (lc *loopConn) Closed(r evloop.Result) {
 		end = EndBackendClosed
 	case evloop.Reset:
 		end, err = EndReset, r.Err
-		if r.BackendFailed && !r.Answered && lc.held != nil && lc.connected {
-			lc.pool.passiveFailure(lc.held, "reset before the first byte: "+r.Err.Error())
+		if r.BackendFailed && !r.Answered && lc.connected {
+			lc.pool.passiveFailure(lc.backend.Load(), "reset before the first byte: "+r.Err.Error())
 		}
 	case evloop.Idle:
 		end = EndIdle
@@ -530,13 +489,12 @@ func (lc *loopConn) Closed(r evloop.Result) {
 	case evloop.GaveUp:
 		err = lc.err
 	}
+	if b := lc.backend.Load(); b != nil { // connected, or dialling when it was closed
+		release(lc.pool, b)
+	}
 	if lc.connected {
-		release(lc.pool, lc.held)
 		lc.lb.durations.observe(time.Since(lc.start))
 	} else {
-		if lc.held != nil { // dialling when it was closed
-			release(lc.pool, lc.held)
-		}
 		lc.lb.countRejected(end)
 	}
 	lc.finish(end, err)
@@ -550,11 +508,7 @@ func (lc *loopConn) reject(why End, err error) {
 
 func (lc *loopConn) finish(end End, err error) {
 	lc.lb.releaseEdge(&lc.heldSlot, &lc.heldSource, lc.addr.Addr())
-	var b *Backend
-	if lc.connected || lc.held != nil {
-		b = lc.held
-	}
-	lc.lb.logConn(lc.addr.String(), lc.s, lc.pool, b, lc.up.Load(), lc.down.Load(), lc.start, end, err)
+	lc.lb.logConn(lc.addr.String(), lc.s, lc.pool, lc.backend.Load(), lc.up.Load(), lc.down.Load(), lc.start, end, err)
 	lc.lb.trackConn(lc, false)
 }
 
@@ -685,18 +639,13 @@ func (lc *loopConn) Peeked(b []byte, err error) (more bool, drop int, next evloo
 	if errors.Is(serr, errNeedMore) {
 		return true, 0, next, false, false
 	}
-	if serr == nil && name != "" {
-		if pool, ok := e.sni.Lookup(name); ok {
-			lc.pool = pool
-			return lc.peekedPick(lc.skip)
-		}
-	}
-	if e.SNI.Close {
-		if serr == nil {
-			serr = errors.New("no route for server name " + quoteName(name))
-		}
-		lc.end, lc.err = EndNoRoute, serr
+	pool, why, rerr := e.route(name, serr)
+	if why != "" {
+		lc.end, lc.err = why, rerr
 		return false, lc.skip, next, false, true
+	}
+	if pool != nil {
+		lc.pool = pool
 	}
 	return lc.peekedPick(lc.skip)
 }
@@ -706,20 +655,14 @@ func (lc *loopConn) Peeked(b []byte, err error) (more bool, drop int, next evloo
 func (lc *loopConn) peekProxy(e *edgeState, b []byte, err error) (more bool, why End, perr error) {
 	var scratch [proxyproto.MaxHeaderLen]byte
 	h, rest, rerr := proxyproto.Read(peekReaderOf(b, err), scratch[:])
-	var pe *proxyproto.Error
 	switch {
 	case errors.Is(rerr, errNeedMore):
 		return true, "", nil
-	case rerr == nil:
-	case e.ProxyProtocol.Optional && errors.As(rerr, &pe) && pe.Reason == proxyproto.ReasonNotProxy:
+	case lc.lb.proxyRefused(rerr, e.ProxyProtocol.Optional):
+		return false, EndBadProxy, rerr
+	case rerr != nil: // no header, and it is optional
 		lc.skip = 0
 		return false, "", nil
-	case errors.As(rerr, &pe):
-		lc.lb.countProxyError(pe.Reason)
-		return false, EndBadProxy, rerr
-	default:
-		lc.lb.countProxyError(proxyproto.ReasonRead)
-		return false, EndBadProxy, rerr
 	}
 	lc.skip = len(b) - len(rest)
 	if !h.Local {

@@ -191,8 +191,7 @@ func (l *loop) peek(c *conn, p Peeker, err error) {
 	l.clearDue(c)
 	dir.pend = append(dir.pend[:0], dir.pend[drop:]...)
 	if len(dir.pend) == 0 {
-		l.putBuf(dir.pend)
-		dir.pend = nil
+		l.dropPending(dir)
 	}
 	c.state = stateWaiting
 	switch {
@@ -326,6 +325,7 @@ func (l *loop) connected(c *conn) {
 	}
 	if len(c.first) > 0 || len(c.dir[client].pend) > 0 {
 		b := l.firstBytes(c)
+		l.dropPending(&c.dir[client]) // b holds them now
 		if c.flags[client]&readable != 0 && len(b) < len(l.buf) {
 			n, ok := l.read(c, client, l.buf[len(b):])
 			if !ok {
@@ -351,8 +351,7 @@ func (l *loop) early(c *conn) {
 	if len(c.first) == 0 && len(c.dir[client].pend) == 0 {
 		return
 	}
-	dir := &c.dir[client]
-	b := append(append(l.buf[:0], c.first...), dir.pend...)
+	b := l.firstBytes(c)
 	n, err := write(int(c.fd[backend]), b)
 	if n <= 0 {
 		if err != nil && err != unix.EAGAIN {
@@ -360,10 +359,7 @@ func (l *loop) early(c *conn) {
 		}
 		return // the bytes stay pending, for this dial or the next
 	}
-	if dir.pend != nil {
-		l.putBuf(dir.pend)
-		dir.pend = nil
-	}
+	l.dropPending(&c.dir[client])
 	if !l.open(c) {
 		return
 	}
@@ -376,23 +372,21 @@ func (l *loop) early(c *conn) {
 		l.keep(c, client, b[n:], max(skip-n, 0))
 		return
 	}
-	if c.dir[client].eof {
-		l.ended(c, client)
-		return
-	}
-	l.pumpBoth(c)
+	l.pumpBoth(c) // passes the client's end on, if it came with its bytes
 }
 
 // firstBytes puts what must go first and the client bytes already read
-// in the loop's buffer, and gives back the pending buffer that held them.
+// in the loop's buffer.
 func (l *loop) firstBytes(c *conn) []byte {
-	dir := &c.dir[client]
-	b := append(append(l.buf[:0], c.first...), dir.pend...)
+	return append(append(l.buf[:0], c.first...), c.dir[client].pend...)
+}
+
+// dropPending gives back a direction's pending buffer.
+func (l *loop) dropPending(dir *direction) {
 	if dir.pend != nil {
 		l.putBuf(dir.pend)
 		dir.pend = nil
 	}
-	return b
 }
 
 // open marks the backend connected and tells the session. It reports
@@ -702,17 +696,12 @@ func (l *loop) finish(c *conn, r Result, reset bool) {
 	}
 	for d := range 2 {
 		dir := &c.dir[d]
-		if dir.pend != nil {
-			l.putBuf(dir.pend)
-		}
+		l.dropPending(dir)
 		if dir.pipe != nil {
 			l.putPipe(dir.pipe)
 		}
 	}
-	r.FirstEOF, r.Answered = c.firstEOF, c.answered
-	if r.Reason == ClientEOF || r.Reason == BackendEOF {
-		r.FirstEOF = 0
-	}
+	r.Answered = c.answered
 	sess := c.sess
 	l.release(c)
 	if sess != nil {

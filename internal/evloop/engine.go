@@ -100,9 +100,6 @@ func New(cfg Config) (*Engine, error) {
 	return e, nil
 }
 
-// Loops returns the number of event loops.
-func (e *Engine) Loops() int { return len(e.loops) }
-
 // Stop stops the loops; the connections still open are closed (their
 // sessions told). Callers stop their listeners first.
 func (e *Engine) Stop() {
@@ -211,10 +208,7 @@ const (
 // Result is the end of a connection.
 type Result struct {
 	Reason Reason
-	// FirstEOF is ClientEOF or BackendEOF if one side had ended its
-	// stream (a half-close) before the end, else 0.
-	FirstEOF Reason
-	Err      error // behind Reset
+	Err    error // behind Reset
 	// BackendFailed reports whether the failure behind Reset was on the
 	// backend's socket (a read from it or a write to it).
 	BackendFailed bool
