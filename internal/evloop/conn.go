@@ -37,6 +37,8 @@ const (
 	writable                   // a write may take bytes
 	rdhup                      // the peer has ended its stream: a short read is the end
 	broken                     // an error or hang-up: read on until the error or the end
+	nagle                      // TCP_NODELAY not set yet: a backend socket before its second send
+	sent                       // and it has sent once
 )
 
 // genMask is the part of the generation an event tag carries.
@@ -88,7 +90,7 @@ func tag(c *conn, side int) int32 {
 // changes, and close removes it.
 func (l *loop) register(c *conn, side int) error {
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: c.slot, Pad: tag(c, side)}
-	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, int(c.fd[side]), &ev); err != nil {
+	if err := epollAdd(l.epfd, int(c.fd[side]), &ev); err != nil {
 		return opError("epoll_ctl", err)
 	}
 	return nil
@@ -110,7 +112,7 @@ func (l *loop) accept(ln *Listener) {
 	}
 	l.e.cfg.addFDs(1)
 	if !l.e.nodelayInherited {
-		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+		setNodelay(fd)
 	}
 	c, id := l.alloc()
 	c.fd[client] = int32(fd)
@@ -121,7 +123,7 @@ func (l *loop) accept(ln *Listener) {
 		detach(fd, v.Detach)
 		return
 	case v.Session == nil:
-		unix.Close(fd)
+		sysClose(fd)
 		l.e.cfg.addFDs(-1)
 		l.release(c)
 		return
@@ -222,6 +224,7 @@ func (l *loop) dial(c *conn, t Target) {
 	}
 	l.e.cfg.addFDs(1)
 	c.fd[backend] = int32(fd)
+	c.flags[backend] = nagle
 	c.dials++
 	c.state = stateConnecting
 	c.first = t.First
@@ -243,7 +246,7 @@ func (l *loop) dial(c *conn, t Target) {
 // session what next.
 func (l *loop) dialFailed(c *conn, err error) {
 	if fd := c.fd[backend]; fd >= 0 {
-		unix.Close(int(fd))
+		sysClose(int(fd))
 		l.e.cfg.addFDs(-1)
 		c.fd[backend] = -1
 	}
@@ -352,7 +355,7 @@ func (l *loop) early(c *conn) {
 		return
 	}
 	b := l.firstBytes(c)
-	n, err := write(int(c.fd[backend]), b)
+	n, err := l.write(c, backend, b)
 	if n <= 0 {
 		if err != nil && err != unix.EAGAIN {
 			l.dialFailed(c, opError("connect", err))
@@ -461,7 +464,7 @@ func (l *loop) pump(c *conn, d int) {
 // is spent to meet EAGAIN. ok is false if the connection ended.
 func (l *loop) read(c *conn, src int, b []byte) (n int, ok bool) {
 	for {
-		n, err := unix.Read(int(c.fd[src]), b)
+		n, err := sysRead(int(c.fd[src]), b)
 		switch {
 		case err == unix.EINTR:
 			continue
@@ -491,7 +494,7 @@ func (l *loop) read(c *conn, src int, b []byte) (n int, ok bool) {
 // counted. It reports whether all of b went.
 func (l *loop) send(c *conn, d int, b []byte, skip int) bool {
 	dst := 1 - d
-	n, err := write(int(c.fd[dst]), b)
+	n, err := l.write(c, dst, b)
 	if n > skip {
 		l.moved(c, d, n-skip)
 	}
@@ -520,13 +523,40 @@ func (l *loop) keep(c *conn, d int, rest []byte, skip int) {
 	}
 }
 
-func write(fd int, b []byte) (int, error) {
+// write writes b to side dst's socket.
+func (l *loop) write(c *conn, dst int, b []byte) (int, error) {
+	l.beforeSend(c, dst)
+	fd := int(c.fd[dst])
 	for {
-		n, err := unix.Write(fd, b)
+		n, err := sysWrite(fd, b)
 		if err == unix.EINTR {
 			continue
 		}
+		if n > 0 {
+			sentSome(c, dst)
+		}
 		return max(n, 0), err
+	}
+}
+
+// beforeSend comes before every write or splice to side dst, and
+// sentSome after one that moved bytes. A backend socket is made with
+// Nagle's algorithm on and gets TCP_NODELAY before its second send. The
+// first is never held back by Nagle (nothing sent earlier waits for an
+// acknowledgement), and most short connections send to their backend once,
+// so they save the call; every later small write goes out at once, as with
+// TCP_NODELAY from the start. A write refused while still connecting does
+// not count. Client sockets have it from the listening socket.
+func (l *loop) beforeSend(c *conn, dst int) {
+	if c.flags[dst]&(nagle|sent) == nagle|sent {
+		setNodelay(int(c.fd[dst]))
+		c.flags[dst] &^= nagle | sent
+	}
+}
+
+func sentSome(c *conn, dst int) {
+	if c.flags[dst]&nagle != 0 {
+		c.flags[dst] |= sent
 	}
 }
 
@@ -539,7 +569,7 @@ func (l *loop) flush(c *conn, d int) bool {
 		if c.flags[dst]&writable == 0 {
 			return false
 		}
-		n, err := write(int(c.fd[dst]), dir.pend)
+		n, err := l.write(c, dst, dir.pend)
 		skip := 0
 		if d == client {
 			skip = len(c.first)
@@ -567,8 +597,10 @@ func (l *loop) flush(c *conn, d int) bool {
 			if c.flags[dst]&writable == 0 {
 				return false
 			}
-			n, err := unix.Splice(int(p.r), nil, int(c.fd[dst]), nil, int(p.data), unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+			l.beforeSend(c, dst)
+			n, err := sysSplice(int(p.r), int(c.fd[dst]), int(p.data))
 			if n > 0 {
+				sentSome(c, dst)
 				p.data -= int32(n)
 				l.moved(c, d, int(n))
 			}
@@ -605,7 +637,7 @@ func (l *loop) spliceIn(c *conn, d int) (int, bool) {
 	p := dir.pipe
 	want := int(p.size - p.data)
 	for {
-		n, err := unix.Splice(int(c.fd[d]), nil, int(p.w), nil, want, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+		n, err := sysSplice(int(c.fd[d]), int(p.w), want)
 		switch {
 		case err == unix.EINTR:
 			continue
@@ -670,7 +702,7 @@ func (l *loop) ended(c *conn, d int) {
 		l.finish(c, Result{Reason: c.firstEOF}, false)
 		return
 	}
-	unix.Shutdown(int(c.fd[1-d]), unix.SHUT_WR)
+	sysShutdownWrite(int(c.fd[1-d]))
 }
 
 // fail ends the connection on a read or write error, with a reset both
@@ -690,7 +722,7 @@ func (l *loop) finish(c *conn, r Result, reset bool) {
 			if reset {
 				setLinger0(fd)
 			}
-			unix.Close(fd) // and out of epoll with it: no EPOLL_CTL_DEL
+			sysClose(fd) // and out of epoll with it: no EPOLL_CTL_DEL
 			l.e.cfg.addFDs(-1)
 		}
 	}

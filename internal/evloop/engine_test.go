@@ -233,3 +233,44 @@ func TestCloseFromAnotherGoroutine(t *testing.T) {
 	}
 	e.Close(id, false) // a closed connection: nothing happens
 }
+
+// TestNodelayBeforeSecondSend: a backend socket starts with Nagle's
+// algorithm on (its first send cannot be held back by it) and has
+// TCP_NODELAY before its second, so no later small write waits for an
+// acknowledgement.
+func TestNodelayBeforeSecondSend(t *testing.T) {
+	h := &testHandler{targets: []Target{{Addr: echoBackend(t)}}, sessions: make(chan *testSession, 1)}
+	e, addr := serve(t, 1, h)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(testDeadline))
+	s := <-h.sessions
+	nodelay := func() int {
+		got := make(chan int)
+		e.loops[0].post(func(l *loop) {
+			v := -1
+			for _, ch := range l.chunks {
+				for i := range ch {
+					if ch[i].sess == Session(s) && ch[i].fd[backend] >= 0 {
+						v, _ = unix.GetsockoptInt(int(ch[i].fd[backend]), unix.IPPROTO_TCP, unix.TCP_NODELAY)
+					}
+				}
+			}
+			got <- v
+		})
+		return <-got
+	}
+	buf := make([]byte, 5)
+	for i, want := range []int{0, 1, 1} {
+		io.WriteString(c, "hello")
+		if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "hello" {
+			t.Fatalf("echo %d = %q, %v", i, buf, err)
+		}
+		if got := nodelay(); got != want {
+			t.Errorf("TCP_NODELAY after %d sends = %d, want %d", i+1, got, want)
+		}
+	}
+}
