@@ -39,7 +39,7 @@ type Backend struct {
 	lcRef atomic.Pointer[lcRef] // the least-conn index ordering this backend, if any (leastconn_index.go)
 
 	maxConns  atomic.Int64 // 0: no limit
-	rampStart atomic.Int64 // UnixNano when a slow start began; 0 when not ramping (health.go)
+	rampStart atomic.Int64 // monoNanos when a slow start began; 0 when not ramping (health.go)
 
 	// Health state (health.go), guarded by mu; changed only under the
 	// pool's mu too.

@@ -50,7 +50,7 @@ type proxyConn struct {
 	start                time.Time
 	dialed               time.Time // when the dial to backend began
 
-	lastActive atomic.Int64 // UnixNano of the last byte moved either way
+	lastActive atomic.Int64 // monoNanos of the last byte moved either way
 	answered   atomic.Bool  // the backend has sent a byte
 	timer      *time.Timer  // idle timeout and parking; see tick
 	canPark    bool
@@ -93,7 +93,7 @@ func (d *direction) moved(n int) {
 	}
 	d.bytes.Add(int64(n))
 	d.backendBytes.Add(uint64(n))
-	d.pc.lastActive.Store(now.UnixNano())
+	d.pc.lastActive.Store(monoNanos(now))
 }
 
 // handle serves one accepted connection: it dials a backend and starts the
@@ -207,7 +207,7 @@ func (pc *proxyConn) reject(why End, err error) {
 // is readable again.
 func (pc *proxyConn) forward() {
 	pc.canPark = parkAfter > 0 && canPark(pc.client, pc.server)
-	pc.lastActive.Store(time.Now().UnixNano())
+	pc.lastActive.Store(monoNanos(time.Now()))
 	if first := pc.nextTick(0); first > 0 {
 		pc.timer = time.AfterFunc(first, pc.tick)
 	}
@@ -320,7 +320,7 @@ func (pc *proxyConn) tick() {
 	if pc.finished.Load() {
 		return
 	}
-	quiet := time.Since(time.Unix(0, pc.lastActive.Load()))
+	quiet := time.Duration(monoNanos(time.Now()) - pc.lastActive.Load())
 	if idle := pc.s.idle; idle > 0 && quiet >= idle {
 		pc.abort(EndIdle, false)
 		return

@@ -366,7 +366,7 @@ const minRamp = 0.05
 
 func (b *Backend) startRampLocked(o *PoolOptions) {
 	if o.SlowStart > 0 {
-		b.rampStart.Store(time.Now().UnixNano())
+		b.rampStart.Store(monoNanos(time.Now()))
 	}
 }
 
@@ -377,7 +377,7 @@ func (b *Backend) ramp(now time.Time, slowStart time.Duration) float64 {
 	if start == 0 {
 		return 1
 	}
-	elapsed := now.UnixNano() - start
+	elapsed := monoNanos(now) - start
 	if slowStart <= 0 || elapsed >= int64(slowStart) {
 		b.rampStart.CompareAndSwap(start, 0)
 		return 1

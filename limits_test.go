@@ -119,8 +119,8 @@ func TestQueueTimeout(t *testing.T) {
 
 func TestRampShares(t *testing.T) {
 	b := &Backend{}
-	start := time.Unix(100, 0)
-	b.rampStart.Store(start.UnixNano())
+	start := time.Now()
+	b.rampStart.Store(monoNanos(start))
 	for _, tc := range []struct {
 		at   time.Duration
 		want float64

@@ -273,7 +273,7 @@ func (p *Pool) SetBackends(backends []*Backend) {
 		b.stopDrainLocked() // leaving and coming back cancels the leave
 		b.draining = false
 		if len(old) > 0 && o.SlowStart > 0 {
-			b.rampStart.Store(now.UnixNano())
+			b.rampStart.Store(monoNanos(now))
 		}
 		b.pool = p
 		b.clearedLocked(now)

@@ -24,7 +24,7 @@ type sourceTable struct {
 type source struct {
 	active int     // open connections
 	tokens float64 // new connections allowed now
-	last   int64   // UnixNano the tokens were counted at
+	last   int64   // monoNanos when the tokens were counted
 }
 
 const maxSources = 1 << 16
@@ -37,7 +37,7 @@ func newSourceTable(max int) *sourceTable {
 // (EndSourceLimit) or has no token left (EndRateLimited); 0 limits are off.
 func (t *sourceTable) acquire(a netip.Addr, maxConns int, rate, burst float64, now time.Time) End {
 	a = a.Unmap()
-	ns := now.UnixNano()
+	ns := monoNanos(now)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s := t.m[a]
