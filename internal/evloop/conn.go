@@ -464,7 +464,7 @@ func (l *loop) pump(c *conn, d int) {
 // is spent to meet EAGAIN. ok is false if the connection ended.
 func (l *loop) read(c *conn, src int, b []byte) (n int, ok bool) {
 	for {
-		n, err := sysRead(int(c.fd[src]), b)
+		n, err := sysRecv(int(c.fd[src]), b)
 		switch {
 		case err == unix.EINTR:
 			continue
@@ -472,7 +472,7 @@ func (l *loop) read(c *conn, src int, b []byte) (n int, ok bool) {
 			c.flags[src] &^= readable
 			return 0, true
 		case err != nil:
-			l.fail(c, src == backend, opError("read", err))
+			l.fail(c, src == backend, opError("recvfrom", err))
 			return 0, false
 		case n == 0:
 			c.flags[src] &^= readable
@@ -502,7 +502,7 @@ func (l *loop) send(c *conn, d int, b []byte, skip int) bool {
 		return true
 	}
 	if err != nil && err != unix.EAGAIN {
-		l.fail(c, dst == backend, opError("write", err))
+		l.fail(c, dst == backend, opError("sendto", err))
 		return false
 	}
 	l.keep(c, d, b[n:], max(skip-n, 0))
@@ -528,7 +528,7 @@ func (l *loop) write(c *conn, dst int, b []byte) (int, error) {
 	l.beforeSend(c, dst)
 	fd := int(c.fd[dst])
 	for {
-		n, err := sysWrite(fd, b)
+		n, err := sysSend(fd, b)
 		if err == unix.EINTR {
 			continue
 		}
@@ -582,7 +582,7 @@ func (l *loop) flush(c *conn, d int) bool {
 		}
 		if n < len(dir.pend) {
 			if err != nil && err != unix.EAGAIN {
-				l.fail(c, dst == backend, opError("write", err))
+				l.fail(c, dst == backend, opError("sendto", err))
 				return false
 			}
 			c.flags[dst] &^= writable
