@@ -59,6 +59,19 @@ func SetEventLoops(n int) error {
 	return nil
 }
 
+// EventLoopConnections returns how many client connections each event
+// loop of EngineEpoll has accepted, by loop index, or nil before the loops
+// start (and on systems without them): how the loops share the work.
+func EventLoopConnections() []uint64 {
+	loops.Lock()
+	e := loops.e
+	loops.Unlock()
+	if e == nil {
+		return nil
+	}
+	return e.Accepted()
+}
+
 // eventLoops returns the process's engine, started on first use.
 func eventLoops(log func(msg string, args ...any)) (*evloop.Engine, error) {
 	loops.Lock()

@@ -16,6 +16,9 @@ func SetEventLoops(n int) error {
 	return nil
 }
 
+// EventLoopConnections returns nil: the event loops are Linux-only.
+func EventLoopConnections() []uint64 { return nil }
+
 // serveLoop refuses: the event loops are Linux-only.
 func (lb *Balancer) serveLoop(net.Listener) (bool, error) {
 	return true, errors.New("tcplb: Balancer.Engine: epoll is Linux-only")

@@ -1,6 +1,8 @@
 package admin
 
 import (
+	"strconv"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tcplb/tcplb"
 )
@@ -36,6 +38,8 @@ type collector struct {
 
 	accepted, active, rejected, duration, proxyErrors *prometheus.Desc
 
+	loopAccepted *prometheus.Desc
+
 	backendTotal, backendActive, backendUp, backendErrors, backendBytes,
 	backendWeight, backendState, backendConnect *prometheus.Desc
 }
@@ -60,6 +64,10 @@ func newCollector(listeners []Listener, pools []Pool) *collector {
 		duration: prometheus.NewDesc("tcplb_connection_duration_seconds",
 			"Lifetime of the connections that reached a backend, from accept to close.", l, nil),
 
+		loopAccepted: prometheus.NewDesc("tcplb_event_loop_connections_total",
+			"Client connections accepted by each event loop (engine epoll), by loop index: how the loops share the work.",
+			[]string{"loop"}, nil),
+
 		backendTotal: prometheus.NewDesc("tcplb_backend_connections_total",
 			"Connections established to the backend.", b, nil),
 		backendActive: prometheus.NewDesc("tcplb_backend_active_connections",
@@ -83,7 +91,7 @@ func newCollector(listeners []Listener, pools []Pool) *collector {
 
 func (c *collector) descs() []*prometheus.Desc {
 	return []*prometheus.Desc{
-		c.accepted, c.active, c.rejected, c.duration, c.proxyErrors,
+		c.accepted, c.active, c.rejected, c.duration, c.proxyErrors, c.loopAccepted,
 		c.backendTotal, c.backendActive, c.backendUp, c.backendErrors, c.backendBytes,
 		c.backendWeight, c.backendState, c.backendConnect,
 	}
@@ -110,6 +118,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		for reason, n := range s.ProxyErrors {
 			ch <- prometheus.MustNewConstMetric(c.proxyErrors, counter, float64(n), l.Name, reason)
 		}
+	}
+	for i, n := range tcplb.EventLoopConnections() {
+		ch <- prometheus.MustNewConstMetric(c.loopAccepted, counter, float64(n), strconv.Itoa(i))
 	}
 	for _, p := range c.pools {
 		pool := p.Pool.Name()

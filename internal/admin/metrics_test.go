@@ -108,6 +108,19 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 
+	// The event loops are the process's: this test's 4 connections are
+	// among what they accepted, one series per loop.
+	if loops := tcplb.EventLoopConnections(); loops != nil {
+		var sum float64
+		series := families["tcplb_event_loop_connections_total"].GetMetric()
+		for _, s := range series {
+			sum += s.GetCounter().GetValue()
+		}
+		if len(series) != len(loops) || sum < 4 {
+			t.Errorf("tcplb_event_loop_connections_total: %d series summing to %v, want %d (one per loop) summing to at least 4", len(series), sum, len(loops))
+		}
+	}
+
 	for name, f := range families {
 		if strings.HasPrefix(name, "tcplb_") && f.GetHelp() == "" {
 			t.Errorf("%s has no HELP", name)
@@ -142,8 +155,12 @@ func TestCollectorDescribe(t *testing.T) {
 	ch := make(chan *prometheus.Desc, 100)
 	c.Describe(ch)
 	close(ch)
-	if len(ch) != len(families) || len(families) != 13 {
-		t.Errorf("Describe sent %d descs, Gather found %d families; want 13 each", len(ch), len(families))
+	want := 13
+	if tcplb.EventLoopConnections() != nil {
+		want++ // tcplb_event_loop_connections_total, with the event loops running
+	}
+	if len(ch) != 14 || len(families) != want {
+		t.Errorf("Describe sent %d descs, Gather found %d families; want 14 and %d", len(ch), len(families), want)
 	}
 }
 

@@ -111,6 +111,7 @@ func (l *loop) accept(ln *Listener) {
 		return // EAGAIN (another loop took it), ECONNABORTED, EMFILE: the gate's business
 	}
 	l.e.cfg.addFDs(1)
+	l.accepted.Add(1)
 	if !l.e.nodelayInherited {
 		setNodelay(fd)
 	}

@@ -108,6 +108,16 @@ func (e *Engine) Stop() {
 	}
 }
 
+// Accepted returns how many client connections each loop has accepted,
+// by loop index: how the loops share the listening sockets' work.
+func (e *Engine) Accepted() []uint64 {
+	n := make([]uint64, len(e.loops))
+	for i, l := range e.loops {
+		n[i] = l.accepted.Load()
+	}
+	return n
+}
+
 // ID names one connection of an engine. The zero ID names none. An ID
 // stays valid after its connection ends: operations on it do nothing.
 type ID struct {

@@ -131,11 +131,12 @@ func deadBackend(t *testing.T) netip.AddrPort {
 }
 
 // TestManyConnectionsOnTwoLoops: concurrent clients on two loops each get
-// their own bytes back, and every session hears its end once.
+// their own bytes back, every session hears its end once, and the loops'
+// accept counts add up to the clients.
 func TestManyConnectionsOnTwoLoops(t *testing.T) {
 	const n = 200
 	h := &testHandler{targets: []Target{{Addr: echoBackend(t), Timeout: time.Second}}, sessions: make(chan *testSession, n)}
-	_, addr := serve(t, 2, h)
+	e, addr := serve(t, 2, h)
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	for i := range n {
@@ -171,6 +172,14 @@ func TestManyConnectionsOnTwoLoops(t *testing.T) {
 		case <-time.After(testDeadline):
 			t.Fatal("a session was never told it closed")
 		}
+	}
+	var sum uint64
+	per := e.Accepted()
+	for _, a := range per {
+		sum += a
+	}
+	if len(per) != 2 || sum != n {
+		t.Errorf("Accepted() = %v, want 2 loops accepting %d in all", per, n)
 	}
 }
 

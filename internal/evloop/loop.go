@@ -47,7 +47,8 @@ type loop struct {
 	paused    bool     // listeners out of epoll: the descriptor gate is shut
 	stopped   bool
 
-	sleeping atomic.Bool // in epoll_wait, or about to be: posters write wakefd
+	sleeping atomic.Bool   // in epoll_wait, or about to be: posters write wakefd
+	accepted atomic.Uint64 // client connections this loop accepted
 	mu       sync.Mutex
 	cmds     []func(*loop)
 	spare    []func(*loop)
