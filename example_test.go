@@ -5,6 +5,8 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"strings"
+	"time"
 
 	"github.com/tcplb/tcplb"
 )
@@ -79,4 +81,38 @@ func ExampleNewMaglev() {
 	// 192.0.2.1:50000 -> 10.0.0.3:80
 	// 192.0.2.1:50001 -> 10.0.0.3:80
 	// 192.0.2.3:50000 -> 10.0.0.1:80
+}
+
+// A UDPBalancer balances datagrams over the same Pool and strategies; a
+// client address is one session, and replies come back from the listener.
+func ExampleUDPBalancer() {
+	// A UDP backend that answers every datagram in upper case.
+	backend, _ := net.ListenPacket("udp", "127.0.0.1:0")
+	defer backend.Close()
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := backend.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			backend.WriteTo([]byte(strings.ToUpper(string(buf[:n]))), from)
+		}
+	}()
+
+	b, _ := tcplb.NewBackend(backend.LocalAddr().String(), 1)
+	s, _ := tcplb.NewStrategy("round-robin")
+	lb := &tcplb.UDPBalancer{Pool: tcplb.NewPool("dns", s, b), Responses: 1}
+	pc, _ := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	go lb.Serve(pc)
+	defer lb.Close()
+
+	c, _ := net.Dial("udp", pc.LocalAddr().String())
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c.Write([]byte("hello over udp"))
+	reply := make([]byte, 1500)
+	n, _ := c.Read(reply)
+	fmt.Println(string(reply[:n]))
+	// Output: HELLO OVER UDP
 }

@@ -1,0 +1,358 @@
+// Package dgram is the mechanism of UDP balancing: it reads the datagrams
+// of one listening socket, keeps one session per client address, each
+// with its own connected socket to a backend, relays datagrams both ways
+// and ends sessions that go idle or have had their replies. It decides
+// nothing: a Handler (the root package's policy) says which backend a new
+// client goes to, and hears what each session did.
+//
+// This is the portable path, on the net package: one goroutine reads the
+// listening socket and one per session reads the backend's replies.
+package dgram
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// MaxDatagram is the largest UDP payload there is, and the default limit.
+const MaxDatagram = 65535
+
+// Config is a proxy's settings.
+type Config struct {
+	// Handler decides new sessions and hears what they did. Required.
+	Handler Handler
+
+	// Idle ends a session that has passed no datagram either way for
+	// this long. Required (positive).
+	Idle time.Duration
+
+	// Responses, if positive, ends a session once the backend has sent
+	// this many replies (1 suits DNS).
+	Responses int
+
+	// MaxDatagram is the largest client datagram relayed; larger ones are
+	// dropped (Handler.Dropped with TooLarge), never truncated. 0 means
+	// MaxDatagram. Replies are read whole, whatever their size.
+	MaxDatagram int
+}
+
+// Drop is why a datagram was not relayed.
+type Drop int
+
+// Reasons for Handler.Dropped.
+const (
+	Refused  Drop = iota // the Handler refused the client (Verdict.Drop says which policy; see Verdict)
+	TooLarge             // a client datagram larger than Config.MaxDatagram
+	Failed               // the send to the backend failed
+)
+
+// Reason is why a session ended.
+type Reason int
+
+// Reasons for Session.Ended.
+const (
+	Idle        Reason = iota // no datagram either way for Config.Idle
+	Responses                 // the backend sent Config.Responses replies
+	Unreachable               // the backend refused (ICMP port or host unreachable)
+	DialFailed                // the backend's socket could not be made
+	Closed                    // Proxy.CloseIf or Proxy.Close
+	Error                     // another error on the backend's socket
+)
+
+// Handler is the policy. Its methods are called from the proxy's
+// goroutines, concurrently, and must not block.
+type Handler interface {
+	// Open decides the session of a client whose datagram, first, has no
+	// session yet. A zero Verdict.Session drops the datagram.
+	Open(client netip.AddrPort, first []byte) Verdict
+	// Dropped hears of a datagram of n bytes from client that was not
+	// relayed, and why; for Refused, Open has already counted it.
+	Dropped(client netip.AddrPort, why Drop, n int)
+}
+
+// Verdict is what the Handler decides for a new client.
+type Verdict struct {
+	// Session hears the session's events; nil drops the datagram (the
+	// Handler has counted why).
+	Session Session
+	// Backend is where the session's datagrams go.
+	Backend netip.AddrPort
+	// Prefix, if not empty, is sent in front of every datagram to the
+	// backend (a PROXY v2 header).
+	Prefix []byte
+}
+
+// Session hears one session's events. FromClient and FromBackend are
+// called for every datagram relayed; Ended once, last.
+type Session interface {
+	// FromClient is told of a datagram of n bytes from the client, before
+	// it is sent on; false drops it (a rate limit, counted by the
+	// Session).
+	FromClient(n int) bool
+	// FromBackend is told of a reply of n bytes sent on to the client.
+	FromBackend(n int)
+	// Ended reports why the session ended, with the error behind
+	// Unreachable, DialFailed and Error.
+	Ended(why Reason, err error)
+}
+
+// Proxy relays the datagrams of one listening socket.
+type Proxy struct {
+	pc  *net.UDPConn
+	cfg Config
+
+	mu       sync.Mutex
+	sessions map[netip.AddrPort]*session
+	closed   bool
+	wg       sync.WaitGroup // session goroutines
+}
+
+// New returns a proxy for pc; Serve runs it.
+func New(pc *net.UDPConn, cfg Config) (*Proxy, error) {
+	if cfg.Handler == nil || cfg.Idle <= 0 {
+		return nil, errors.New("dgram: Config needs a Handler and a positive Idle")
+	}
+	if cfg.MaxDatagram <= 0 || cfg.MaxDatagram > MaxDatagram {
+		cfg.MaxDatagram = MaxDatagram
+	}
+	return &Proxy{pc: pc, cfg: cfg, sessions: make(map[netip.AddrPort]*session)}, nil
+}
+
+// Serve reads the listening socket until Close, and returns the error
+// that stopped it (net.ErrClosed after Close).
+func (p *Proxy) Serve() error {
+	// One byte more than the limit tells a datagram over it from one at
+	// it: a longer one fills the buffer (and is truncated by the kernel).
+	buf := make([]byte, p.cfg.MaxDatagram+1)
+	var backoff time.Duration
+	for {
+		n, from, err := p.pc.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			if n == len(buf) { // Windows reports a truncated datagram as an error
+				p.cfg.Handler.Dropped(from, TooLarge, n)
+				continue
+			}
+			// ICMP errors for earlier replies (Windows reports them on
+			// the listening socket) and other transient errors: back
+			// off as Accept loops do, and go on.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+		if n > p.cfg.MaxDatagram {
+			p.cfg.Handler.Dropped(from, TooLarge, n)
+			continue
+		}
+		p.relay(from, buf[:n])
+	}
+}
+
+// relay sends a client's datagram on through its session, opening one
+// if it has none.
+func (p *Proxy) relay(from netip.AddrPort, b []byte) {
+	p.mu.Lock()
+	s := p.sessions[from]
+	p.mu.Unlock()
+	if s != nil && s.why.Load() >= 0 {
+		s = nil // ending: the datagram opens the client's next session
+	}
+	if s == nil {
+		if s = p.open(from, b); s == nil {
+			return
+		}
+	}
+	if !s.ev.FromClient(len(b)) {
+		return
+	}
+	s.last.Store(nanotime())
+	if err := s.send(b); err != nil {
+		p.cfg.Handler.Dropped(from, Failed, len(b))
+	}
+}
+
+// open starts a session for client, or returns nil if the Handler drops
+// its datagram or the backend's socket cannot be made.
+func (p *Proxy) open(client netip.AddrPort, first []byte) *session {
+	v := p.cfg.Handler.Open(client, first)
+	if v.Session == nil {
+		return nil
+	}
+	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(v.Backend))
+	if err != nil {
+		v.Session.Ended(DialFailed, err)
+		return nil
+	}
+	s := &session{p: p, client: client, conn: conn, ev: v.Session, prefix: v.Prefix}
+	s.why.Store(-1)
+	s.last.Store(nanotime())
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		conn.Close()
+		v.Session.Ended(Closed, nil)
+		return nil
+	}
+	p.sessions[client] = s
+	p.wg.Add(1)
+	p.mu.Unlock()
+	go s.replies()
+	return s
+}
+
+// Len returns the number of open sessions.
+func (p *Proxy) Len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.sessions)
+}
+
+// CloseIf ends, with Closed, every session whose Session match accepts,
+// and returns how many it ended.
+func (p *Proxy) CloseIf(match func(Session) bool) int {
+	p.mu.Lock()
+	var ending []*session
+	for _, s := range p.sessions {
+		if match(s.ev) {
+			ending = append(ending, s)
+		}
+	}
+	p.mu.Unlock()
+	for _, s := range ending {
+		s.end(Closed)
+	}
+	return len(ending)
+}
+
+// Close stops Serve (it closes the listening socket) and ends every
+// session, waiting until each has been told.
+func (p *Proxy) Close() error {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	err := p.pc.Close()
+	p.CloseIf(func(Session) bool { return true })
+	p.wg.Wait()
+	return err
+}
+
+// session is one client's session.
+type session struct {
+	p      *Proxy
+	client netip.AddrPort
+	conn   *net.UDPConn // connected to the backend
+	ev     Session
+	prefix []byte
+
+	last    atomic.Int64 // nanotime of the last datagram either way
+	why     atomic.Int32 // -1 while open; the Reason end asked for
+	sendMu  sync.Mutex   // serialises sends with a prefix (one buffer)
+	sendBuf []byte
+}
+
+// send writes a client's datagram to the backend, behind the prefix.
+func (s *session) send(b []byte) error {
+	if len(s.prefix) == 0 {
+		_, err := s.conn.Write(b)
+		return err
+	}
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	s.sendBuf = append(append(s.sendBuf[:0], s.prefix...), b...)
+	_, err := s.conn.Write(s.sendBuf)
+	return err
+}
+
+// replies reads the backend's replies and sends them to the client from
+// the listening socket, until the session ends; it watches the idle
+// timeout with the read deadline, extended, not reset per datagram.
+func (s *session) replies() {
+	defer s.p.wg.Done()
+	idle := s.p.cfg.Idle
+	buf := make([]byte, MaxDatagram+1)
+	replies := 0
+	for {
+		s.conn.SetReadDeadline(time.Now().Add(idle - time.Duration(nanotime()-s.last.Load())))
+		n, err := s.conn.Read(buf)
+		if why := s.why.Load(); why >= 0 {
+			s.finish(Reason(why), nil)
+			return
+		}
+		if err != nil {
+			var ne net.Error
+			switch {
+			case errors.As(err, &ne) && ne.Timeout():
+				if time.Duration(nanotime()-s.last.Load()) >= idle {
+					s.finish(Idle, nil)
+					return
+				}
+				continue // a client datagram came since: wait on
+			case isUnreachable(err):
+				s.finish(Unreachable, err)
+			default:
+				s.finish(Error, err)
+			}
+			return
+		}
+		s.last.Store(nanotime())
+		replies++
+		last := s.p.cfg.Responses > 0 && replies >= s.p.cfg.Responses
+		if last {
+			// Out of the table before the reply goes, so that the
+			// client's next datagram, however quick, opens a new session.
+			s.detach()
+		}
+		if _, err := s.p.pc.WriteToUDPAddrPort(buf[:n], s.client); err == nil {
+			s.ev.FromBackend(n)
+		}
+		if last {
+			s.finish(Responses, nil)
+			return
+		}
+	}
+}
+
+// end asks the session's reply goroutine to finish with why; the first
+// reason asked for wins.
+func (s *session) end(why Reason) {
+	if s.why.CompareAndSwap(-1, int32(why)) {
+		s.conn.SetReadDeadline(time.Unix(1, 0)) // wake the reader
+	}
+}
+
+// detach takes the session out of the proxy's table.
+func (s *session) detach() {
+	s.p.mu.Lock()
+	if s.p.sessions[s.client] == s {
+		delete(s.p.sessions, s.client)
+	}
+	s.p.mu.Unlock()
+}
+
+// finish removes the session, closes its socket and tells the Handler;
+// only the reply goroutine calls it.
+func (s *session) finish(why Reason, err error) {
+	s.detach()
+	s.conn.Close()
+	s.ev.Ended(why, err)
+}
+
+// isUnreachable reports whether err is the ICMP error of a backend that
+// refused a datagram (port unreachable) or cannot be reached.
+func isUnreachable(err error) bool {
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH)
+}
+
+var epoch = time.Now()
+
+// nanotime is monotonic nanoseconds since the package loaded.
+func nanotime() int64 { return int64(time.Since(epoch)) }

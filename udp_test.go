@@ -1,0 +1,267 @@
+package tcplb
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+const udpTestDeadline = 5 * time.Second
+
+// udpEcho starts a UDP backend on host that answers each datagram with
+// its name, a space and the datagram.
+func udpEcho(t *testing.T, host, name string) string {
+	t.Helper()
+	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr(host), 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	go func() {
+		buf := make([]byte, 70000)
+		for {
+			n, from, err := c.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			c.WriteToUDPAddrPort(append([]byte(name+" "), buf[:n]...), from)
+		}
+	}()
+	return c.LocalAddr().String()
+}
+
+// udpDead returns a UDP address on host where nothing listens.
+func udpDead(t *testing.T, host string) string {
+	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr(host), 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := c.LocalAddr().String()
+	c.Close()
+	return addr
+}
+
+// serveUDP starts u on a new socket on host and returns its address.
+func serveUDP(t *testing.T, host string, u *UDPBalancer) netip.AddrPort {
+	t.Helper()
+	pc, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr(host), 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- u.Serve(pc) }()
+	t.Cleanup(func() {
+		u.Close()
+		if err := <-done; !errors.Is(err, ErrUDPBalancerClosed) {
+			t.Errorf("Serve = %v, want ErrUDPBalancerClosed", err)
+		}
+	})
+	return netip.MustParseAddrPort(pc.LocalAddr().String())
+}
+
+func udpPool(t *testing.T, strategy string, addrs ...string) *Pool {
+	t.Helper()
+	s, err := NewStrategy(strategy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bs []*Backend
+	for _, a := range addrs {
+		b, err := NewBackend(a, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bs = append(bs, b)
+	}
+	return NewPool("udp", s, bs...)
+}
+
+// udpClient is a client socket that checks where replies come from.
+type udpClient struct {
+	t  *testing.T
+	c  *net.UDPConn
+	lb netip.AddrPort
+}
+
+func newUDPClient(t *testing.T, lb netip.AddrPort) *udpClient {
+	t.Helper()
+	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(lb.Addr(), 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &udpClient{t: t, c: c, lb: lb}
+}
+
+// ask sends msg and returns the reply, which must come from the
+// balancer's address.
+func (c *udpClient) ask(msg string) string {
+	c.t.Helper()
+	if _, err := c.c.WriteToUDPAddrPort([]byte(msg), c.lb); err != nil {
+		c.t.Fatal(err)
+	}
+	c.c.SetReadDeadline(time.Now().Add(udpTestDeadline))
+	buf := make([]byte, 70000)
+	n, from, err := c.c.ReadFromUDPAddrPort(buf)
+	if err != nil {
+		c.t.Fatalf("no reply to %q: %v", msg, err)
+	}
+	if got := netip.AddrPortFrom(from.Addr().Unmap(), from.Port()); got != c.lb {
+		c.t.Fatalf("reply from %v, want the balancer's address %v", got, c.lb)
+	}
+	return string(buf[:n])
+}
+
+// backendOf returns the backend name a reply carries.
+func backendOf(reply string) string { name, _, _ := strings.Cut(reply, " "); return name }
+
+// waitUDP waits until cond holds, failing the test at the deadline.
+func waitUDP(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(udpTestDeadline)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestUDPSessions: a client's datagrams stay on one backend and the
+// replies come from the balancer's address; new clients go round robin;
+// on IPv4 and IPv6.
+func TestUDPSessions(t *testing.T) {
+	for _, host := range []string{"127.0.0.1", "::1"} {
+		t.Run(host, func(t *testing.T) {
+			u := &UDPBalancer{Pool: udpPool(t, "round-robin", udpEcho(t, host, "a"), udpEcho(t, host, "b"), udpEcho(t, host, "c"))}
+			lb := serveUDP(t, host, u)
+			seen := map[string]bool{}
+			for i := range 3 {
+				c := newUDPClient(t, lb)
+				first := backendOf(c.ask("hello"))
+				for j := range 20 {
+					msg := fmt.Sprintf("client %d datagram %d", i, j)
+					reply := c.ask(msg)
+					if reply != first+" "+msg {
+						t.Fatalf("reply %q, want %q from the session's backend", reply, first+" "+msg)
+					}
+				}
+				seen[first] = true
+			}
+			if len(seen) != 3 {
+				t.Errorf("3 clients reached backends %v, want all three (round robin)", seen)
+			}
+			s := u.Stats()
+			if s.Total != 3 || s.Active != 3 || s.DatagramsIn != 63 || s.DatagramsOut != 63 {
+				t.Errorf("Stats() = %+v, want 3 sessions open and 63 datagrams each way", s)
+			}
+		})
+	}
+}
+
+// TestUDPHashKeepsClientIP: with hash, every session of one client IP
+// goes to the same backend.
+func TestUDPHashKeepsClientIP(t *testing.T) {
+	u := &UDPBalancer{Pool: udpPool(t, "hash", udpEcho(t, "127.0.0.1", "a"), udpEcho(t, "127.0.0.1", "b"), udpEcho(t, "127.0.0.1", "c")), Responses: 1}
+	lb := serveUDP(t, "127.0.0.1", u)
+	want := ""
+	for range 10 {
+		got := backendOf(newUDPClient(t, lb).ask("q"))
+		if want == "" {
+			want = got
+		}
+		if got != want {
+			t.Fatalf("a session of the same client IP went to %s, the first to %s", got, want)
+		}
+	}
+}
+
+// TestUDPResponsesEndSession: with Responses 1, the session ends with its
+// reply, and the same client's next datagram opens a new one.
+func TestUDPResponsesEndSession(t *testing.T) {
+	u := &UDPBalancer{Pool: udpPool(t, "round-robin", udpEcho(t, "127.0.0.1", "a"), udpEcho(t, "127.0.0.1", "b")), Responses: 1}
+	lb := serveUDP(t, "127.0.0.1", u)
+	c := newUDPClient(t, lb)
+	first := backendOf(c.ask("1"))
+	waitUDP(t, "the session to end after its reply", func() bool { return u.Stats().Active == 0 })
+	second := backendOf(c.ask("2"))
+	if first == second {
+		t.Errorf("both queries went to %s; the second should open a new session (round robin: the other backend)", first)
+	}
+	if s := u.Stats(); s.Total != 2 {
+		t.Errorf("Total = %d, want 2 sessions", s.Total)
+	}
+}
+
+// TestUDPIdleTimeout: a quiet session ends after the idle timeout, a busy
+// one does not.
+func TestUDPIdleTimeout(t *testing.T) {
+	u := &UDPBalancer{Pool: udpPool(t, "round-robin", udpEcho(t, "127.0.0.1", "a")), IdleTimeout: 300 * time.Millisecond}
+	lb := serveUDP(t, "127.0.0.1", u)
+	busy, quiet := newUDPClient(t, lb), newUDPClient(t, lb)
+	busy.ask("x")
+	quietAt := time.Now()
+	quiet.ask("x")
+	for time.Since(quietAt) < 600*time.Millisecond {
+		busy.ask("x") // every exchange keeps the busy session alive
+		time.Sleep(50 * time.Millisecond)
+	}
+	waitUDP(t, "the quiet session to end", func() bool { return u.Stats().Active == 1 })
+	if s := u.Stats(); s.Total != 2 {
+		t.Errorf("Total = %d, want 2: the busy session must not have been replaced", s.Total)
+	}
+}
+
+// TestUDPLimits: max_sessions, the datagram size limit and deny drop
+// datagrams and count them; the process keeps serving.
+func TestUDPLimits(t *testing.T) {
+	u := &UDPBalancer{
+		Pool:        udpPool(t, "round-robin", udpEcho(t, "127.0.0.1", "a")),
+		MaxSessions: 1,
+		MaxDatagram: 100,
+		Deny:        []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")},
+	}
+	lb := serveUDP(t, "127.0.0.1", u)
+	c1, c2 := newUDPClient(t, lb), newUDPClient(t, lb)
+	c1.ask("first")
+	c2.c.WriteToUDPAddrPort([]byte("over the limit"), lb)
+	waitUDP(t, "a max_sessions drop", func() bool { return u.Stats().Dropped["max_sessions"] == 1 })
+
+	c1.c.WriteToUDPAddrPort(bytes.Repeat([]byte("x"), 101), lb)
+	waitUDP(t, "a too_large drop", func() bool { return u.Stats().Dropped["too_large"] == 1 })
+	if got := c1.ask(strings.Repeat("y", 100)); got != "a "+strings.Repeat("y", 100) {
+		t.Errorf("a 100-byte datagram (the limit) got %q", got)
+	}
+
+	d, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP("127.0.0.2")})
+	if err != nil {
+		t.Skipf("no 127.0.0.2: %v", err)
+	}
+	defer d.Close()
+	d.WriteToUDPAddrPort([]byte("denied"), lb)
+	waitUDP(t, "a denied drop", func() bool { return u.Stats().Dropped["denied"] == 1 })
+}
+
+// TestUDPUnreachableBackend: a backend that answers with ICMP port
+// unreachable ends the session and is ejected by the passive checks; the
+// client's next session goes to the live backend.
+func TestUDPUnreachableBackend(t *testing.T) {
+	dead := udpDead(t, "127.0.0.1")
+	p := udpPool(t, "round-robin", dead, udpEcho(t, "127.0.0.1", "live"))
+	if err := p.SetOptions(PoolOptions{Passive: PassiveCheck{MaxFails: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	u := &UDPBalancer{Pool: p}
+	lb := serveUDP(t, "127.0.0.1", u)
+	c := newUDPClient(t, lb)
+	c.c.WriteToUDPAddrPort([]byte("to the dead one"), lb) // round robin: the first backend
+	waitUDP(t, "the dead backend's ejection", func() bool { return p.Backend(dead).State().State == StateEjected })
+	if got := c.ask("again"); backendOf(got) != "live" {
+		t.Errorf("after the ejection the client got %q, want the live backend", got)
+	}
+}
