@@ -78,6 +78,13 @@ func (b *Backend) usable() bool {
 	return !b.draining && !b.down && !b.ejected
 }
 
+// isDraining reports whether b is draining (or removed from its pool).
+func (b *Backend) isDraining() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.draining
+}
+
 // cleared records that b left a non-up state.
 func (b *Backend) clearedLocked(now time.Time) {
 	if !b.draining && !b.down && !b.ejected {

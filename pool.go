@@ -37,7 +37,7 @@ type Pool struct {
 	members   atomic.Pointer[[]*Backend] // written under mu
 	allDown   bool                       // the last snapshot had no usable backend
 	checks    map[*Backend]func()        // stops each backend's active checker
-	balancers map[*Balancer]struct{}     // serving this pool: asked to close drained backends' connections
+	balancers map[server]struct{}        // serving this pool: asked to close drained backends' connections
 	closed    bool
 }
 
@@ -121,7 +121,7 @@ func NewPool(name string, strategy Strategy, backends ...*Backend) *Pool {
 	p := &Pool{
 		name:      name,
 		checks:    make(map[*Backend]func()),
-		balancers: make(map[*Balancer]struct{}),
+		balancers: make(map[server]struct{}),
 	}
 	p.strategy.Store(&strategyRef{strategy})
 	p.opts.Store(&PoolOptions{})
@@ -390,7 +390,7 @@ func (p *Pool) drainLocked(b *Backend, timeout time.Duration, why string) {
 // the pool.
 func (p *Pool) closeConns(b *Backend) {
 	p.mu.Lock()
-	lbs := make([]*Balancer, 0, len(p.balancers))
+	lbs := make([]server, 0, len(p.balancers))
 	for lb := range p.balancers {
 		lbs = append(lbs, lb)
 	}
@@ -404,9 +404,16 @@ func (p *Pool) closeConns(b *Backend) {
 	}
 }
 
+// server is what serves a pool: a Balancer (TCP) or a UDPBalancer.
+type server interface {
+	// closeBackend ends the open connections (sessions) to b, recording
+	// why, and returns how many it ended.
+	closeBackend(b *Backend, why End) int
+}
+
 // attach records that lb serves the pool, so that drains reach its
 // connections.
-func (p *Pool) attach(lb *Balancer, on bool) {
+func (p *Pool) attach(lb server, on bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if on {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,10 +29,16 @@ const DefaultUDPIdleTimeout = 30 * time.Second
 // A session ends after IdleTimeout without a datagram either way, after
 // Responses replies if set, when the backend refuses a datagram (an ICMP
 // port unreachable, which also counts as a passive-check failure of the
-// backend), or on Close. A session holds its backend like a connection:
-// it counts in Backend.Active, so least-conn balances sessions.
+// backend), when its backend has been drained or removed and the pool's
+// DrainTimeout has passed, or on Close. A session whose backend has gone
+// down (active checks, passive ejection) ends at the client's next
+// datagram, which opens a new session on an available backend: UDP has no
+// connection to keep, so the client loses nothing. A session holds its
+// backend like a connection: it counts in Backend.Active, so least-conn
+// balances sessions.
 //
-// Fields must be set before Serve and not changed afterwards.
+// Fields must be set before Serve and not changed afterwards; Reload
+// changes them on a running balancer.
 type UDPBalancer struct {
 	// Name names the listener in logs. Optional.
 	Name string
@@ -72,6 +79,8 @@ type UDPBalancer struct {
 
 	mu    sync.Mutex
 	proxy *dgram.Proxy
+	cur   atomic.Pointer[udpSettings] // what new sessions use; set by Serve and Reload
+	pools map[*Pool]struct{}          // earlier pools, which sessions may still use; under mu
 
 	sessions atomic.Int64
 	total    atomic.Uint64
@@ -120,23 +129,47 @@ func (u *UDPBalancer) Stats() UDPStats {
 // ErrUDPBalancerClosed is returned by Serve after Close.
 var ErrUDPBalancerClosed = errors.New("tcplb: UDP balancer closed")
 
+// udpSettings are the fields of a UDPBalancer that Reload changes.
+type udpSettings struct {
+	name                   string
+	pool                   *Pool
+	idle                   time.Duration
+	responses, maxSessions int
+	maxDatagram            int
+	allow, deny            []netip.Prefix
+}
+
+// settings checks u's fields and returns them.
+func (u *UDPBalancer) settings() (*udpSettings, error) {
+	switch {
+	case u.Pool == nil:
+		return nil, errors.New("tcplb: UDPBalancer.Pool is required")
+	case u.IdleTimeout < 0:
+		return nil, errors.New("tcplb: UDPBalancer.IdleTimeout must not be negative: a UDP session without traffic has to end")
+	case u.MaxDatagram < 0 || u.MaxDatagram > dgram.MaxDatagram:
+		return nil, errors.New("tcplb: UDPBalancer.MaxDatagram must be 0 to 65535")
+	case u.Responses < 0 || u.MaxSessions < 0:
+		return nil, errors.New("tcplb: UDPBalancer.Responses and MaxSessions must not be negative")
+	}
+	s := &udpSettings{
+		name: u.Name, pool: u.Pool, idle: u.IdleTimeout,
+		responses: u.Responses, maxSessions: u.MaxSessions, maxDatagram: u.MaxDatagram,
+		allow: slices.Clone(u.Allow), deny: slices.Clone(u.Deny),
+	}
+	if s.idle == 0 {
+		s.idle = DefaultUDPIdleTimeout
+	}
+	return s, nil
+}
+
 // Serve forwards the datagrams that reach pc until Close, and returns
 // ErrUDPBalancerClosed then, or the error that stopped it.
 func (u *UDPBalancer) Serve(pc *net.UDPConn) error {
-	if u.Pool == nil {
-		return errors.New("tcplb: UDPBalancer.Pool is required")
+	s, err := u.settings()
+	if err != nil {
+		return err
 	}
-	if u.IdleTimeout < 0 {
-		return errors.New("tcplb: UDPBalancer.IdleTimeout must not be negative: a UDP session without traffic has to end")
-	}
-	if u.MaxDatagram < 0 || u.MaxDatagram > dgram.MaxDatagram {
-		return errors.New("tcplb: UDPBalancer.MaxDatagram must be 0 to 65535")
-	}
-	idle := u.IdleTimeout
-	if idle == 0 {
-		idle = DefaultUDPIdleTimeout
-	}
-	p, err := dgram.New(pc, dgram.Config{Handler: udpPolicy{u}, Idle: idle, Responses: u.Responses, MaxDatagram: u.MaxDatagram})
+	p, err := dgram.New(pc, dgram.Config{Handler: udpPolicy{u}, Idle: s.idle, Responses: s.responses, MaxDatagram: s.maxDatagram})
 	if err != nil {
 		return err
 	}
@@ -146,12 +179,75 @@ func (u *UDPBalancer) Serve(pc *net.UDPConn) error {
 		return errors.New("tcplb: UDPBalancer.Serve called twice")
 	}
 	u.proxy = p
+	u.cur.Store(s)
 	u.mu.Unlock()
+	s.pool.attach(u, true)
+	defer func() {
+		u.mu.Lock()
+		pools := u.pools
+		u.pools = nil
+		u.mu.Unlock()
+		for p := range pools {
+			p.attach(u, false)
+		}
+		s.pool.attach(u, false)
+	}()
 	err = p.Serve()
 	if errors.Is(err, net.ErrClosed) {
 		return ErrUDPBalancerClosed
 	}
 	return err
+}
+
+// Reload makes a running balancer take next's Name, Pool, IdleTimeout,
+// Responses, MaxSessions, MaxDatagram, Allow and Deny (its loggers are
+// not taken). New sessions use them at once; open sessions keep their
+// backend, including one that is not in a new Pool (as TCP connections
+// do: it lasts until it ends by itself), and take the new idle timeout,
+// response count and datagram limit. A setting Serve would refuse is an
+// error and changes nothing; before Serve, Reload is an error.
+func (u *UDPBalancer) Reload(next *UDPBalancer) error {
+	s, err := next.settings()
+	if err != nil {
+		return err
+	}
+	u.mu.Lock()
+	p := u.proxy
+	if p == nil {
+		u.mu.Unlock()
+		return errors.New("tcplb: UDPBalancer.Reload before Serve")
+	}
+	old := u.cur.Swap(s)
+	if old.pool != s.pool {
+		// The old pool still has sessions: its drains must reach them.
+		if u.pools == nil {
+			u.pools = map[*Pool]struct{}{}
+		}
+		u.pools[old.pool] = struct{}{}
+	}
+	u.mu.Unlock()
+	s.pool.attach(u, true)
+	p.SetLimits(s.idle, s.responses, s.maxDatagram)
+	return nil
+}
+
+// closeBackend ends the sessions to b (a drained backend whose drain
+// timeout passed), and returns how many it ended.
+func (u *UDPBalancer) closeBackend(b *Backend, why End) int {
+	u.mu.Lock()
+	p := u.proxy
+	u.mu.Unlock()
+	if p == nil {
+		return 0
+	}
+	return p.CloseIf(func(s dgram.Session) bool {
+		us := s.(*udpSession)
+		if us.b != b {
+			return false
+		}
+		us.end.CompareAndSwap(nil, &why)
+		return true
+	})
 }
 
 // Close stops Serve and ends every session.
@@ -178,12 +274,13 @@ type udpPolicy struct{ u *UDPBalancer }
 // Open admits a new client and picks its backend.
 func (h udpPolicy) Open(client netip.AddrPort, _ []byte) dgram.Verdict {
 	u := h.u
+	cfg := u.cur.Load()
 	a := client.Addr()
-	if inPrefixes(u.Deny, a) || (len(u.Allow) > 0 && !inPrefixes(u.Allow, a)) {
+	if inPrefixes(cfg.deny, a) || (len(cfg.allow) > 0 && !inPrefixes(cfg.allow, a)) {
 		u.drops[dropDenied].Add(1)
 		return dgram.Verdict{}
 	}
-	if m := u.MaxSessions; m > 0 {
+	if m := cfg.maxSessions; m > 0 {
 		if u.sessions.Add(1) > int64(m) {
 			u.sessions.Add(-1)
 			u.drops[dropMaxSessions].Add(1)
@@ -193,7 +290,12 @@ func (h udpPolicy) Open(client netip.AddrPort, _ []byte) dgram.Verdict {
 		u.sessions.Add(1)
 	}
 	var passed *Backend
-	b, _ := pickAcquire(u.Pool, client, u.Pool.Available(), &passed)
+	avail := cfg.pool.avail.Load()
+	var candidates []*Backend
+	if avail != nil {
+		candidates = *avail
+	}
+	b, _ := pickAcquire(cfg.pool, client, candidates, &passed)
 	if b == nil {
 		u.sessions.Add(-1)
 		u.drops[dropNoBackend].Add(1)
@@ -201,15 +303,15 @@ func (h udpPolicy) Open(client netip.AddrPort, _ []byte) dgram.Verdict {
 	}
 	ap, err := udpAddr(b)
 	if err != nil {
-		release(u.Pool, b)
+		release(cfg.pool, b)
 		u.sessions.Add(-1)
 		u.drops[dropNoBackend].Add(1)
-		u.logger().Warn("UDP backend lookup failed", "listener", u.Name, "backend", b.addr, "err", err)
+		u.logger().Warn("UDP backend lookup failed", "listener", cfg.name, "backend", b.addr, "err", err)
 		return dgram.Verdict{}
 	}
 	b.total.Add(1)
 	u.total.Add(1)
-	return dgram.Verdict{Session: &udpSession{u: u, b: b, client: client, start: time.Now()}, Backend: ap}
+	return dgram.Verdict{Session: &udpSession{u: u, cfg: cfg, b: b, client: client, start: time.Now(), seen: avail}, Backend: ap}
 }
 
 // udpAddr returns b's address as an IP and port, looking a host name up.
@@ -243,21 +345,36 @@ func (h udpPolicy) Dropped(_ netip.AddrPort, why dgram.Drop, _ int) {
 // udpSession is one session's accounting.
 type udpSession struct {
 	u      *UDPBalancer
+	cfg    *udpSettings // the balancer's settings when the session opened
 	b      *Backend
 	client netip.AddrPort
 	start  time.Time
+	seen   *[]*Backend         // the pool's Available snapshot b was last found in
+	end    atomic.Pointer[End] // why the policy ended the session, if it did
 
 	in, out           atomic.Uint64 // datagrams each way
 	bytesIn, bytesOut atomic.Uint64
 }
 
-func (s *udpSession) FromClient(n int) bool {
+// FromClient counts a client's datagram, or ends the session if its
+// backend has left the pool's available backends without draining (it is
+// down or ejected): the datagram then opens a new session. Checked only
+// when the pool's snapshot has changed, so one atomic load per datagram.
+func (s *udpSession) FromClient(n int) dgram.Pass {
+	if now := s.cfg.pool.avail.Load(); now != s.seen {
+		if (now == nil || !slices.Contains(*now, s.b)) && !s.b.isDraining() {
+			why := EndBackendDown
+			s.end.CompareAndSwap(nil, &why)
+			return dgram.Reopen
+		}
+		s.seen = now
+	}
 	s.in.Add(1)
 	s.bytesIn.Add(uint64(n))
 	s.u.dgIn.Add(1)
 	s.u.bytesIn.Add(uint64(n))
 	s.b.bytesOut.Add(uint64(n))
-	return true
+	return dgram.Forward
 }
 
 func (s *udpSession) FromBackend(n int) {
@@ -268,22 +385,35 @@ func (s *udpSession) FromBackend(n int) {
 	s.b.bytesIn.Add(uint64(n))
 }
 
+// Ways a UDP session ends, beside EndIdle, EndShutdown and EndDrained.
+const (
+	EndResponses   End = "responses"           // the backend sent UDPBalancer.Responses replies
+	EndUnreachable End = "backend unreachable" // an ICMP error: port or host unreachable
+	EndBackendDown End = "backend down"        // the backend went down or was ejected; the next datagram opened a new session
+	EndError       End = "error"               // another error on the session's socket
+)
+
 // udpEnds name the mechanism's reasons in the access log.
-var udpEnds = map[dgram.Reason]string{
-	dgram.Idle:        "idle timeout",
-	dgram.Responses:   "responses",
-	dgram.Unreachable: "backend unreachable",
-	dgram.DialFailed:  "connect failed",
-	dgram.Closed:      "shutdown",
-	dgram.Error:       "error",
+var udpEnds = map[dgram.Reason]End{
+	dgram.Idle:        EndIdle,
+	dgram.Responses:   EndResponses,
+	dgram.Unreachable: EndUnreachable,
+	dgram.DialFailed:  EndConnectFailed,
+	dgram.Closed:      EndShutdown,
+	dgram.Error:       EndError,
 }
 
 func (s *udpSession) Ended(why dgram.Reason, err error) {
 	u := s.u
-	release(u.Pool, s.b)
+	pool := s.cfg.pool
+	release(pool, s.b)
 	u.sessions.Add(-1)
 	if why == dgram.Unreachable || why == dgram.DialFailed {
-		u.Pool.passiveFailure(s.b, "UDP: "+err.Error())
+		pool.passiveFailure(s.b, "UDP: "+err.Error())
+	}
+	end := udpEnds[why]
+	if e := s.end.Load(); e != nil && why == dgram.Closed {
+		end = *e
 	}
 	al := u.AccessLog
 	if al == nil {
@@ -291,15 +421,15 @@ func (s *udpSession) Ended(why dgram.Reason, err error) {
 	}
 	attrs := []slog.Attr{
 		slog.String("client", s.client.String()),
-		slog.String("listener", u.Name),
-		slog.String("pool", u.Pool.Name()),
+		slog.String("listener", s.cfg.name),
+		slog.String("pool", pool.Name()),
 		slog.String("backend", s.b.addr),
 		slog.Uint64("client_datagrams", s.in.Load()),
 		slog.Uint64("backend_datagrams", s.out.Load()),
 		slog.Uint64("client_bytes", s.bytesIn.Load()),
 		slog.Uint64("backend_bytes", s.bytesOut.Load()),
 		slog.Duration("duration", time.Since(s.start)),
-		slog.String("end", udpEnds[why]),
+		slog.String("end", string(end)),
 	}
 	if err != nil {
 		attrs = append(attrs, slog.String("err", err.Error()))

@@ -2,11 +2,15 @@ package tcplb
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -263,5 +267,131 @@ func TestUDPUnreachableBackend(t *testing.T) {
 	waitUDP(t, "the dead backend's ejection", func() bool { return p.Backend(dead).State().State == StateEjected })
 	if got := c.ask("again"); backendOf(got) != "live" {
 		t.Errorf("after the ejection the client got %q, want the live backend", got)
+	}
+}
+
+// udpLog collects a UDPBalancer's access log records.
+type udpLog struct {
+	mu   sync.Mutex
+	recs []map[string]any
+}
+
+func (l *udpLog) Write(p []byte) (int, error) {
+	var rec map[string]any
+	if err := json.Unmarshal(p, &rec); err != nil {
+		return 0, err
+	}
+	l.mu.Lock()
+	l.recs = append(l.recs, rec)
+	l.mu.Unlock()
+	return len(p), nil
+}
+
+func (l *udpLog) logger() *slog.Logger { return slog.New(slog.NewJSONHandler(l, nil)) }
+
+// wait waits for n records and returns them.
+func (l *udpLog) wait(t *testing.T, n int) []map[string]any {
+	t.Helper()
+	waitUDP(t, fmt.Sprintf("%d access log records", n), func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return len(l.recs) >= n
+	})
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.recs)
+}
+
+// TestUDPDrainEndsSessions: a drained backend's session goes on until the
+// drain timeout, then ends ("drained"); the client's next datagram opens
+// a session on another backend.
+func TestUDPDrainEndsSessions(t *testing.T) {
+	a, b := udpEcho(t, "127.0.0.1", "a"), udpEcho(t, "127.0.0.1", "b")
+	p := udpPool(t, "round-robin", a, b)
+	if err := p.SetOptions(PoolOptions{DrainTimeout: 300 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	var log udpLog
+	u := &UDPBalancer{Pool: p, AccessLog: log.logger()}
+	lb := serveUDP(t, "127.0.0.1", u)
+	c := newUDPClient(t, lb)
+	if got := backendOf(c.ask("1")); got != "a" {
+		t.Fatalf("first session on %s, want a", got)
+	}
+	p.Drain(a)
+	if got := backendOf(c.ask("2")); got != "a" {
+		t.Fatalf("while a drains its session went to %s, want a still", got)
+	}
+	rec := log.wait(t, 1)[0]
+	if rec["end"] != string(EndDrained) || rec["backend"] != a {
+		t.Errorf("access log = %v, want end %q on %s", rec, EndDrained, a)
+	}
+	if got := backendOf(c.ask("3")); got != "b" {
+		t.Errorf("after the drain the client went to %s, want b", got)
+	}
+}
+
+// TestUDPBackendDownReopens: when a session's backend is ejected, the
+// client's next datagram ends that session ("backend down") and goes to an
+// available backend in a new one.
+func TestUDPBackendDownReopens(t *testing.T) {
+	a, b := udpEcho(t, "127.0.0.1", "a"), udpEcho(t, "127.0.0.1", "b")
+	p := udpPool(t, "round-robin", a, b)
+	if err := p.SetOptions(PoolOptions{Passive: PassiveCheck{MaxFails: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	var log udpLog
+	u := &UDPBalancer{Pool: p, AccessLog: log.logger()}
+	lb := serveUDP(t, "127.0.0.1", u)
+	c := newUDPClient(t, lb)
+	if got := backendOf(c.ask("1")); got != "a" {
+		t.Fatalf("first session on %s, want a", got)
+	}
+	p.passiveFailure(p.Backend(a), "test")
+	if s := p.Backend(a).State().State; s != StateEjected {
+		t.Fatalf("a is %v, want ejected", s)
+	}
+	if got := backendOf(c.ask("2")); got != "b" {
+		t.Errorf("after a's ejection the session's datagram went to %s, want b", got)
+	}
+	if rec := log.wait(t, 1)[0]; rec["end"] != string(EndBackendDown) || rec["backend"] != a {
+		t.Errorf("access log = %v, want end %q on %s", rec, EndBackendDown, a)
+	}
+	if s := u.Stats(); s.Total != 2 || s.Active != 1 {
+		t.Errorf("Stats() = %+v, want 2 sessions, 1 open", s)
+	}
+}
+
+// TestUDPReload: Reload gives new sessions the new pool and limits; an
+// open session keeps its backend; settings Serve would refuse change
+// nothing.
+func TestUDPReload(t *testing.T) {
+	u := &UDPBalancer{Pool: udpPool(t, "round-robin", udpEcho(t, "127.0.0.1", "old"))}
+	if err := u.Reload(&UDPBalancer{Pool: u.Pool}); err == nil {
+		t.Error("Reload before Serve succeeded")
+	}
+	lb := serveUDP(t, "127.0.0.1", u)
+	kept := newUDPClient(t, lb)
+	kept.ask("1")
+
+	next := &UDPBalancer{Name: "dns", Pool: udpPool(t, "round-robin", udpEcho(t, "127.0.0.1", "new")), Responses: 1}
+	if err := u.Reload(&UDPBalancer{Pool: next.Pool, IdleTimeout: -1}); err == nil {
+		t.Error("Reload with a negative idle timeout succeeded")
+	}
+	if err := u.Reload(next); err != nil {
+		t.Fatal(err)
+	}
+	if got := backendOf(kept.ask("2")); got != "old" {
+		t.Fatalf("the open session went to %s after the reload, want its backend (old)", got)
+	}
+	// Responses 1 now applies to every session, the kept one too: its
+	// reply ended it, and the client's next datagram opens a session on
+	// the new pool.
+	waitUDP(t, "the kept session to end after its reply", func() bool { return u.Stats().Active == 0 })
+	if got := backendOf(kept.ask("3")); got != "new" {
+		t.Errorf("the client's next session went to %s, want the new pool's backend", got)
+	}
+	if got := backendOf(newUDPClient(t, lb).ask("q")); got != "new" {
+		t.Errorf("a new client went to %s, want the new pool's backend", got)
 	}
 }

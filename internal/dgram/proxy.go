@@ -87,13 +87,22 @@ type Verdict struct {
 	Prefix []byte
 }
 
+// Pass is what a Session does with a client's datagram.
+type Pass int
+
+// Values of Pass.
+const (
+	Forward Pass = iota // send it on to the backend
+	Discard             // drop it (the Session has counted why)
+	Reopen              // end the session (Closed) and let the datagram open the client's next one
+)
+
 // Session hears one session's events. FromClient and FromBackend are
 // called for every datagram relayed; Ended once, last.
 type Session interface {
 	// FromClient is told of a datagram of n bytes from the client, before
-	// it is sent on; false drops it (a rate limit, counted by the
-	// Session).
-	FromClient(n int) bool
+	// it is sent on, and says what to do with it.
+	FromClient(n int) Pass
 	// FromBackend is told of a reply of n bytes sent on to the client.
 	FromBackend(n int)
 	// Ended reports why the session ended, with the error behind
@@ -106,6 +115,11 @@ type Proxy struct {
 	pc  *net.UDPConn
 	cfg Config
 
+	// The limits SetLimits changes; cfg holds the first ones.
+	idle        atomic.Int64 // nanoseconds
+	responses   atomic.Int64
+	maxDatagram atomic.Int64
+
 	mu       sync.Mutex
 	sessions map[netip.AddrPort]*session
 	closed   bool
@@ -117,18 +131,31 @@ func New(pc *net.UDPConn, cfg Config) (*Proxy, error) {
 	if cfg.Handler == nil || cfg.Idle <= 0 {
 		return nil, errors.New("dgram: Config needs a Handler and a positive Idle")
 	}
-	if cfg.MaxDatagram <= 0 || cfg.MaxDatagram > MaxDatagram {
-		cfg.MaxDatagram = MaxDatagram
+	p := &Proxy{pc: pc, cfg: cfg, sessions: make(map[netip.AddrPort]*session)}
+	p.SetLimits(cfg.Idle, cfg.Responses, cfg.MaxDatagram)
+	return p, nil
+}
+
+// SetLimits changes Config's Idle, Responses and MaxDatagram (0 meaning
+// MaxDatagram) for every session, open or new; a non-positive idle is
+// ignored.
+func (p *Proxy) SetLimits(idle time.Duration, responses, maxDatagram int) {
+	if idle > 0 {
+		p.idle.Store(int64(idle))
 	}
-	return &Proxy{pc: pc, cfg: cfg, sessions: make(map[netip.AddrPort]*session)}, nil
+	if maxDatagram <= 0 || maxDatagram > MaxDatagram {
+		maxDatagram = MaxDatagram
+	}
+	p.responses.Store(int64(responses))
+	p.maxDatagram.Store(int64(maxDatagram))
 }
 
 // Serve reads the listening socket until Close, and returns the error
 // that stopped it (net.ErrClosed after Close).
 func (p *Proxy) Serve() error {
-	// One byte more than the limit tells a datagram over it from one at
-	// it: a longer one fills the buffer (and is truncated by the kernel).
-	buf := make([]byte, p.cfg.MaxDatagram+1)
+	// One byte more than the largest datagram tells one over the limit
+	// from one at it, whatever SetLimits makes the limit.
+	buf := make([]byte, MaxDatagram+1)
 	var backoff time.Duration
 	for {
 		n, from, err := p.pc.ReadFromUDPAddrPort(buf)
@@ -149,7 +176,7 @@ func (p *Proxy) Serve() error {
 		}
 		backoff = 0
 		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-		if n > p.cfg.MaxDatagram {
+		if int64(n) > p.maxDatagram.Load() {
 			p.cfg.Handler.Dropped(from, TooLarge, n)
 			continue
 		}
@@ -171,8 +198,14 @@ func (p *Proxy) relay(from netip.AddrPort, b []byte) {
 			return
 		}
 	}
-	if !s.ev.FromClient(len(b)) {
+	switch s.ev.FromClient(len(b)) {
+	case Discard:
 		return
+	case Reopen:
+		s.end(Closed)
+		if s = p.open(from, b); s == nil || s.ev.FromClient(len(b)) != Forward {
+			return
+		}
 	}
 	s.last.Store(nanotime())
 	if err := s.send(b); err != nil {
@@ -277,10 +310,10 @@ func (s *session) send(b []byte) error {
 // timeout with the read deadline, extended, not reset per datagram.
 func (s *session) replies() {
 	defer s.p.wg.Done()
-	idle := s.p.cfg.Idle
 	buf := make([]byte, MaxDatagram+1)
 	replies := 0
 	for {
+		idle := time.Duration(s.p.idle.Load())
 		s.conn.SetReadDeadline(time.Now().Add(idle - time.Duration(nanotime()-s.last.Load())))
 		n, err := s.conn.Read(buf)
 		if why := s.why.Load(); why >= 0 {
@@ -305,7 +338,8 @@ func (s *session) replies() {
 		}
 		s.last.Store(nanotime())
 		replies++
-		last := s.p.cfg.Responses > 0 && replies >= s.p.cfg.Responses
+		limit := s.p.responses.Load()
+		last := limit > 0 && int64(replies) >= limit
 		if last {
 			// Out of the table before the reply goes, so that the
 			// client's next datagram, however quick, opens a new session.
