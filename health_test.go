@@ -211,13 +211,15 @@ func TestAllDown(t *testing.T) {
 func TestPassiveEjectionWithDoublingCooldown(t *testing.T) {
 	dead := deadAddr(t)
 	live := startBackend(t, greeter("live"))
-	passive := PassiveCheck{MaxFails: 2, FailWindow: 10 * time.Second, Cooldown: 20 * time.Millisecond, MaxCooldown: 80 * time.Millisecond, MaxEjectionPercent: 50}
+	passive := PassiveCheck{MaxFails: 2, FailWindow: 10 * time.Second, Cooldown: 50 * time.Millisecond, MaxCooldown: 200 * time.Millisecond, MaxEjectionPercent: 50}
 	p, logs := newTestPool(t, PoolOptions{Passive: passive}, dead, live)
 	tl := startLB(t, &Balancer{Pool: p})
 
 	// Each connection that picks the dead backend fails over to the live
 	// one; every second failure ejects the dead one for a cooldown that
-	// doubles: 20ms, 40ms, 80ms, then stays at the 80ms cap.
+	// doubles: 50ms, 100ms, 200ms, then stays at the 200ms cap. (The run
+	// of ejections restarts after MaxCooldown without one, so the cap is
+	// also how slow a loaded machine may be between two ejections.)
 	deadline := time.Now().Add(testDeadline)
 	for len(logs.records("backend ejected")) < 4 {
 		if who := whoAnswers(t, tl.addr); who != "live" {
@@ -238,7 +240,7 @@ func TestPassiveEjectionWithDoublingCooldown(t *testing.T) {
 	for _, r := range logs.records("backend ejected") {
 		cooldowns = append(cooldowns, time.Duration(r["cooldown"].(float64)).String())
 	}
-	if got, want := strings.Join(cooldowns, " "), "20ms 40ms 80ms 80ms"; got != want {
+	if got, want := strings.Join(cooldowns, " "), "50ms 100ms 200ms 200ms"; got != want {
 		t.Errorf("cooldowns = %s, want %s", got, want)
 	}
 	if r := logs.records("backend ejected")[0]["why"].(string); !strings.Contains(r, "2 failures within 10s") || !strings.Contains(r, "connect") {
