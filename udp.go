@@ -193,7 +193,7 @@ func (u *UDPBalancer) Serve(pc *net.UDPConn) error {
 		s.pool.attach(u, false)
 	}()
 	err = p.Serve()
-	if errors.Is(err, net.ErrClosed) {
+	if errors.Is(err, net.ErrClosed) || errors.Is(err, dgram.ErrStopped) {
 		return ErrUDPBalancerClosed
 	}
 	return err
@@ -248,6 +248,41 @@ func (u *UDPBalancer) closeBackend(b *Backend, why End) int {
 		us.end.CompareAndSwap(nil, &why)
 		return true
 	})
+}
+
+// StopAccepting makes Serve return ErrUDPBalancerClosed without closing
+// the socket: no datagram is read from it any more, so no session opens,
+// but the open sessions' replies still reach their clients from it until
+// the sessions end. Another process may read the socket meanwhile, as in
+// a binary upgrade. Shutdown or Close closes the socket.
+func (u *UDPBalancer) StopAccepting() {
+	u.mu.Lock()
+	p := u.proxy
+	u.mu.Unlock()
+	if p != nil {
+		p.Stop()
+	}
+}
+
+// Shutdown stops reading the socket (StopAccepting), waits until the
+// open sessions have ended by themselves or ctx is done, then closes the
+// socket and ends what is left, returning ctx's error in that case.
+func (u *UDPBalancer) Shutdown(ctx context.Context) error {
+	u.mu.Lock()
+	p := u.proxy
+	u.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	p.Stop()
+	var err error
+	select {
+	case <-p.Empty():
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	p.Close()
+	return err
 }
 
 // Close stops Serve and ends every session.

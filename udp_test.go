@@ -2,6 +2,7 @@ package tcplb
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -393,5 +394,88 @@ func TestUDPReload(t *testing.T) {
 	}
 	if got := backendOf(newUDPClient(t, lb).ask("q")); got != "new" {
 		t.Errorf("a new client went to %s, want the new pool's backend", got)
+	}
+}
+
+// TestUDPStopAcceptingAndShutdown: after StopAccepting no datagram is read
+// from the listening socket (no session opens), yet a reply the backend
+// sends later still reaches the open session's client from the
+// balancer's address; Shutdown waits for the sessions to end, or ends
+// them when its context is done.
+func TestUDPStopAcceptingAndShutdown(t *testing.T) {
+	for _, wait := range []bool{true, false} {
+		t.Run(fmt.Sprintf("sessions end by themselves %v", wait), func(t *testing.T) {
+			bc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { bc.Close() })
+			sessions := make(chan netip.AddrPort, 10)
+			go func() {
+				buf := make([]byte, 2048)
+				for {
+					n, from, err := bc.ReadFromUDPAddrPort(buf)
+					if err != nil {
+						return
+					}
+					sessions <- from
+					bc.WriteToUDPAddrPort(append([]byte("a "), buf[:n]...), from)
+				}
+			}()
+			idle := time.Hour
+			if wait {
+				idle = 300 * time.Millisecond
+			}
+			u := &UDPBalancer{Pool: udpPool(t, "round-robin", bc.LocalAddr().String()), IdleTimeout: idle}
+			pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			lb := netip.MustParseAddrPort(pc.LocalAddr().String())
+			served := make(chan error, 1)
+			go func() { served <- u.Serve(pc) }()
+
+			c := newUDPClient(t, lb)
+			c.ask("1")
+			session := <-sessions
+			u.StopAccepting()
+			select {
+			case err := <-served:
+				if !errors.Is(err, ErrUDPBalancerClosed) {
+					t.Errorf("Serve = %v, want ErrUDPBalancerClosed", err)
+				}
+			case <-time.After(udpTestDeadline):
+				t.Fatal("Serve did not return after StopAccepting")
+			}
+			if _, err := bc.WriteToUDPAddrPort([]byte("late"), session); err != nil {
+				t.Fatal(err)
+			}
+			c.c.SetReadDeadline(time.Now().Add(udpTestDeadline))
+			buf := make([]byte, 2048)
+			n, from, err := c.c.ReadFromUDPAddrPort(buf)
+			if err != nil || string(buf[:n]) != "late" || netip.AddrPortFrom(from.Addr().Unmap(), from.Port()) != lb {
+				t.Fatalf("after StopAccepting the client read %q from %v (%v), want the backend's late reply from %v", buf[:n], from, err, lb)
+			}
+			// A new client's datagram waits in the socket for whoever reads
+			// it next; this balancer opens no session for it.
+			if _, err := newUDPClient(t, lb).c.WriteToUDPAddrPort([]byte("new"), lb); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			err = u.Shutdown(ctx)
+			if wait && err != nil {
+				t.Errorf("Shutdown = %v, want nil once the idle session ended", err)
+			}
+			if !wait && !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("Shutdown = %v, want the context's deadline", err)
+			}
+			if s := u.Stats(); s.Total != 1 || s.Active != 0 {
+				t.Errorf("Stats() = %+v, want the one session, ended", s)
+			}
+			if _, err := pc.WriteToUDPAddrPort([]byte("x"), lb); !errors.Is(err, net.ErrClosed) {
+				t.Errorf("writing to the listening socket after Shutdown: %v, want it closed", err)
+			}
+		})
 	}
 }

@@ -54,9 +54,19 @@ const DefaultAdminListen = "127.0.0.1:9090"
 // Listener is an address that accepts client connections and forwards them
 // to a pool.
 type Listener struct {
-	// Name identifies the listener in logs. It defaults to Listen and must
-	// be unique among listeners.
+	// Name identifies the listener in logs. It defaults to Listen (with
+	// "/udp" after it for protocol udp, so that a TCP and a UDP listener
+	// may share an address) and must be unique among listeners.
 	Name string `yaml:"name"`
+
+	// Protocol is ProtocolTCP ("tcp", the default) or ProtocolUDP ("udp").
+	// A UDP listener forwards datagrams: each client address is a session
+	// with a backend of the pool (see tcplb.UDPBalancer). The keys about
+	// TCP connections (proxy_protocol, trusted, max_conns, the per-source
+	// limits, sni_routes) do not apply to it, and the UDP keys
+	// (udp_responses, max_sessions, max_datagram) apply only to it. A pool
+	// serves one protocol.
+	Protocol string `yaml:"protocol"`
 
 	// Listen is the "host:port" address to listen on. The host may be empty
 	// to listen on all interfaces; an IPv6 host is written in brackets, as
@@ -115,7 +125,32 @@ type Listener struct {
 	// SNIFallback is "pool" (default: the listener's Pool) or "close",
 	// which requires SNIRoutes.
 	SNIFallback string `yaml:"sni_fallback"`
+
+	// UDPResponses, if positive, ends a UDP session after that many
+	// replies from its backend, as nginx's proxy_responses does: 1 suits
+	// DNS, so that a query does not hold a socket for timeouts.udp_idle.
+	// 0 (default): sessions end on timeouts.udp_idle.
+	UDPResponses int `yaml:"udp_responses"`
+
+	// MaxSessions is the most UDP sessions the listener holds at once;
+	// beyond it new clients' datagrams are dropped and counted. 0
+	// (default): no limit.
+	MaxSessions int `yaml:"max_sessions"`
+
+	// MaxDatagram is the largest client datagram a UDP listener forwards,
+	// 1 to 65535; a larger one is dropped and counted, never truncated.
+	// It defaults to 65535, which Parse fills in for UDP listeners.
+	MaxDatagram int `yaml:"max_datagram"`
 }
+
+// Listener Protocol values.
+const (
+	ProtocolTCP = "tcp"
+	ProtocolUDP = "udp"
+)
+
+// DefaultMaxDatagram is the default Listener.MaxDatagram of a UDP listener.
+const DefaultMaxDatagram = 65535
 
 // SNIRoute sends the connections for a server name to a pool. ServerName
 // is a host name ("a.example.com") or a wildcard for one more label
@@ -396,6 +431,11 @@ type Timeouts struct {
 	// may take to send its whole TLS ClientHello. It defaults to 5s and
 	// must be positive.
 	ClientHello time.Duration `yaml:"client_hello"`
+
+	// UDPIdle ends a UDP session that passed no datagram either way for
+	// this long. It defaults to 30s and must be positive: a UDP session
+	// has no end of its own.
+	UDPIdle time.Duration `yaml:"udp_idle"`
 }
 
 // Defaults. Queue, SlowStart, MaxConns and the Health Timeout and Port
@@ -407,6 +447,7 @@ const (
 
 	defaultProxyHeader = 3 * time.Second
 	defaultClientHello = 5 * time.Second
+	defaultUDPIdle     = tcplb.DefaultUDPIdleTimeout
 
 	defaultHealthInterval = 2 * time.Second
 	defaultHealthRise     = 2
@@ -455,7 +496,7 @@ func (c *Config) setDefaults() { c.Timeouts.setDefaults() }
 
 func (t *Timeouts) setDefaults() {
 	*t = Timeouts{Connect: defaultConnect, Idle: defaultIdle, Drain: defaultDrain,
-		ProxyHeader: defaultProxyHeader, ClientHello: defaultClientHello}
+		ProxyHeader: defaultProxyHeader, ClientHello: defaultClientHello, UDPIdle: defaultUDPIdle}
 }
 
 func (p *Pool) setDefaults() {
@@ -492,7 +533,7 @@ func (e *Etcd) setDefaults() { e.DialTimeout = defaultEtcdDialTimeout }
 
 func (b *Backend) setDefaults() { b.Weight = 1 }
 
-func (l *Listener) setDefaults() { l.SNIFallback = SNIFallbackPool }
+func (l *Listener) setDefaults() { l.SNIFallback, l.Protocol = SNIFallbackPool, ProtocolTCP }
 
 // SNIFallback values.
 const (
@@ -550,16 +591,42 @@ func Load(path string) (*Config, error) {
 	return c, nil
 }
 
+// defaultName is the name of a listener without one: its address, and
+// "/udp" after it for UDP.
+func (l *Listener) defaultName() string {
+	if l.Protocol == ProtocolUDP {
+		return l.Listen + "/udp"
+	}
+	return l.Listen
+}
+
+// PoolProtocol returns the protocol of the listeners that use the named
+// pool (ProtocolTCP if none does); validation makes it one.
+func (c *Config) PoolProtocol(name string) string {
+	for _, l := range c.Listeners {
+		if l.Pool == name && l.Protocol == ProtocolUDP {
+			return ProtocolUDP
+		}
+		if l.Pool == name {
+			return ProtocolTCP
+		}
+	}
+	return ProtocolTCP
+}
+
 // fillDerived sets the defaults that depend on other keys. It is called
 // once c is valid.
 func (c *Config) fillDerived() {
 	for i := range c.Listeners {
 		l := &c.Listeners[i]
 		if l.Name == "" {
-			l.Name = l.Listen
+			l.Name = l.defaultName()
 		}
 		if l.Pool == "" && len(c.Pools) == 1 {
 			l.Pool = c.Pools[0].Name
+		}
+		if l.Protocol == ProtocolUDP && l.MaxDatagram == 0 {
+			l.MaxDatagram = DefaultMaxDatagram
 		}
 	}
 	for _, p := range c.Pools {

@@ -13,13 +13,13 @@ import (
 
 func TestDefault(t *testing.T) {
 	want := &Config{
-		Listeners: []Listener{{Name: "main", Listen: "127.0.0.1:8080", Pool: "default", SNIFallback: "pool"}},
+		Listeners: []Listener{{Name: "main", Listen: "127.0.0.1:8080", Pool: "default", SNIFallback: "pool", Protocol: "tcp"}},
 		Pools: []Pool{{
 			Name:     "default",
 			Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive,
 			Backends: []Backend{{Addr: "127.0.0.1:3001", Weight: 1}, {Addr: "127.0.0.1:3002", Weight: 1}, {Addr: "127.0.0.1:3003", Weight: 1}},
 		}},
-		Timeouts: Timeouts{Connect: 5 * time.Second, Idle: time.Hour, Drain: 30 * time.Second, ProxyHeader: 3 * time.Second, ClientHello: 5 * time.Second},
+		Timeouts: Timeouts{Connect: 5 * time.Second, Idle: time.Hour, Drain: 30 * time.Second, ProxyHeader: 3 * time.Second, ClientHello: 5 * time.Second, UDPIdle: 30 * time.Second},
 	}
 	got := Default()
 	if !reflect.DeepEqual(got, want) {
@@ -55,8 +55,8 @@ func TestLoadValid(t *testing.T) {
 	file := "testdata/valid/multi.yaml"
 	want := &Config{
 		Listeners: []Listener{
-			{Name: "web", Listen: "[::]:80", Pool: "web", SNIFallback: "pool"},
-			{Name: "api", Listen: "0.0.0.0:8443", Pool: "api", SNIFallback: "pool"},
+			{Name: "web", Listen: "[::]:80", Pool: "web", SNIFallback: "pool", Protocol: "tcp"},
+			{Name: "api", Listen: "0.0.0.0:8443", Pool: "api", SNIFallback: "pool", Protocol: "tcp"},
 		},
 		Pools: []Pool{
 			{Name: "web", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{
@@ -64,7 +64,7 @@ func TestLoadValid(t *testing.T) {
 			}},
 			{Name: "api", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{{Addr: "api.internal:9000", Weight: 1}}},
 		},
-		Timeouts: Timeouts{Connect: 1500 * time.Millisecond, Idle: 0, Drain: 90 * time.Second, ProxyHeader: 3 * time.Second, ClientHello: 5 * time.Second},
+		Timeouts: Timeouts{Connect: 1500 * time.Millisecond, Idle: 0, Drain: 90 * time.Second, ProxyHeader: 3 * time.Second, ClientHello: 5 * time.Second, UDPIdle: 30 * time.Second},
 	}
 	if got, err := Load(file); err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("Load(%q) = %+v, %v, want %+v, nil", file, got, err, *want)
@@ -74,8 +74,8 @@ func TestLoadValid(t *testing.T) {
 	file = "testdata/valid/checks.yaml"
 	want = &Config{
 		Listeners: []Listener{
-			{Name: "db", Listen: "127.0.0.1:5432", Pool: "db", SNIFallback: "pool"},
-			{Name: "web", Listen: "127.0.0.1:8080", Pool: "web", SNIFallback: "pool"},
+			{Name: "db", Listen: "127.0.0.1:5432", Pool: "db", SNIFallback: "pool", Protocol: "tcp"},
+			{Name: "web", Listen: "127.0.0.1:8080", Pool: "web", SNIFallback: "pool", Protocol: "tcp"},
 		},
 		Pools: []Pool{
 			{
@@ -106,7 +106,7 @@ func TestLoadValid(t *testing.T) {
 				Backends: []Backend{{Addr: "10.0.1.1:80", Weight: 1}, {Addr: "10.0.1.2:80", Weight: 1}},
 			},
 		},
-		Timeouts: Timeouts{Connect: 5 * time.Second, Idle: time.Hour, Drain: 30 * time.Second, Queue: 2 * time.Second, ProxyHeader: 3 * time.Second, ClientHello: 5 * time.Second},
+		Timeouts: Timeouts{Connect: 5 * time.Second, Idle: time.Hour, Drain: 30 * time.Second, Queue: 2 * time.Second, ProxyHeader: 3 * time.Second, ClientHello: 5 * time.Second, UDPIdle: 30 * time.Second},
 	}
 	if got, err := Load(file); err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("Load(%q) = %+v, %v, want %+v, nil", file, got, err, *want)
@@ -127,16 +127,16 @@ func TestLoadValid(t *testing.T) {
 					{ServerName: "*.example.com", Pool: "web"},
 					{ServerName: "Admin.Example.COM.", Pool: "admin"},
 				},
-				SNIFallback: "close",
+				SNIFallback: "close", Protocol: "tcp",
 			},
-			{Name: "plain", Listen: "0.0.0.0:80", Pool: "web", ProxyProtocol: "optional", Trusted: []string{"127.0.0.1", "::1"}, SNIFallback: "pool"},
+			{Name: "plain", Listen: "0.0.0.0:80", Pool: "web", ProxyProtocol: "optional", Trusted: []string{"127.0.0.1", "::1"}, SNIFallback: "pool", Protocol: "tcp"},
 		},
 		Pools: []Pool{
 			{Name: "web", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, ProxyProtocol: "v1", Backends: []Backend{{Addr: "10.1.0.1:443", Weight: 1}, {Addr: "10.1.0.2:443", Weight: 1}}},
 			{Name: "api", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, ProxyProtocol: "v2", Backends: []Backend{{Addr: "10.2.0.1:8443", Weight: 1}}},
 			{Name: "admin", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{{Addr: "10.3.0.1:443", Weight: 1}}},
 		},
-		Timeouts: Timeouts{Connect: 5 * time.Second, Idle: time.Hour, Drain: 30 * time.Second, ProxyHeader: time.Second, ClientHello: 2500 * time.Millisecond},
+		Timeouts: Timeouts{Connect: 5 * time.Second, Idle: time.Hour, Drain: 30 * time.Second, ProxyHeader: time.Second, ClientHello: 2500 * time.Millisecond, UDPIdle: 30 * time.Second},
 	}
 	if got, err := Load(file); err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("Load(%q) = %+v, %v, want %+v, nil", file, got, err, *want)
@@ -146,9 +146,9 @@ func TestLoadValid(t *testing.T) {
 	file = "testdata/valid/discovery.yaml"
 	want = &Config{
 		Listeners: []Listener{
-			{Name: "app", Listen: "127.0.0.1:8080", Pool: "app", SNIFallback: "pool"},
-			{Name: "db", Listen: "127.0.0.1:5432", Pool: "db", SNIFallback: "pool"},
-			{Name: "cache", Listen: "127.0.0.1:6379", Pool: "cache", SNIFallback: "pool"},
+			{Name: "app", Listen: "127.0.0.1:8080", Pool: "app", SNIFallback: "pool", Protocol: "tcp"},
+			{Name: "db", Listen: "127.0.0.1:5432", Pool: "db", SNIFallback: "pool", Protocol: "tcp"},
+			{Name: "cache", Listen: "127.0.0.1:6379", Pool: "cache", SNIFallback: "pool", Protocol: "tcp"},
 		},
 		Pools: []Pool{
 			{

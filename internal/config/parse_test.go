@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-var defaultTimeouts = Timeouts{Connect: 5 * time.Second, Idle: time.Hour, Drain: 30 * time.Second, ProxyHeader: 3 * time.Second, ClientHello: 5 * time.Second}
+var defaultTimeouts = Timeouts{Connect: 5 * time.Second, Idle: time.Hour, Drain: 30 * time.Second, ProxyHeader: 3 * time.Second, ClientHello: 5 * time.Second, UDPIdle: 30 * time.Second}
 
 var defaultPassive = Passive{MaxFails: 3, FailWindow: 10 * time.Second, Cooldown: 10 * time.Second, MaxCooldown: 5 * time.Minute, MaxEjectionPercent: 50}
 
@@ -26,6 +26,29 @@ var parseTests = []struct {
 	in   string
 	want *Config
 }{
+	{
+		name: "udp listener",
+		in: `
+listeners:
+  - {listen: "127.0.0.1:53", pool: dns, protocol: udp, udp_responses: 1, max_sessions: 1000}
+  - {listen: "127.0.0.1:53", pool: dnstcp}
+pools:
+  - {name: dns, strategy: hash, backends: ["10.0.0.1:53", "10.0.0.2:53"]}
+  - {name: dnstcp, backends: ["10.0.0.1:53"]}
+timeouts: {udp_idle: 10s}
+`,
+		want: &Config{
+			Listeners: []Listener{
+				{Name: "127.0.0.1:53/udp", Protocol: "udp", Listen: "127.0.0.1:53", Pool: "dns", SNIFallback: "pool", UDPResponses: 1, MaxSessions: 1000, MaxDatagram: 65535},
+				{Name: "127.0.0.1:53", Protocol: "tcp", Listen: "127.0.0.1:53", Pool: "dnstcp", SNIFallback: "pool"},
+			},
+			Pools: []Pool{
+				{Name: "dns", Strategy: "hash", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{{Addr: "10.0.0.1:53", Weight: 1}, {Addr: "10.0.0.2:53", Weight: 1}}},
+				{Name: "dnstcp", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{{Addr: "10.0.0.1:53", Weight: 1}}},
+			},
+			Timeouts: Timeouts{Connect: 5 * time.Second, Idle: time.Hour, Drain: 30 * time.Second, ProxyHeader: 3 * time.Second, ClientHello: 5 * time.Second, UDPIdle: 10 * time.Second},
+		},
+	},
 	{
 		name: "full",
 		in: `
@@ -45,7 +68,7 @@ timeouts:
   drain: 30s
 `,
 		want: &Config{
-			Listeners: []Listener{{Name: "main", Listen: "127.0.0.1:8080", Pool: "app", SNIFallback: "pool"}},
+			Listeners: []Listener{{Name: "main", Listen: "127.0.0.1:8080", Pool: "app", SNIFallback: "pool", Protocol: "tcp"}},
 			Pools: []Pool{{
 				Name:     "app",
 				Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive,
@@ -65,7 +88,7 @@ pools:
       - addr: 127.0.0.1:3001
 `,
 		want: &Config{
-			Listeners: []Listener{{Name: ":8080", Listen: ":8080", Pool: "app", SNIFallback: "pool"}},
+			Listeners: []Listener{{Name: ":8080", Listen: ":8080", Pool: "app", SNIFallback: "pool", Protocol: "tcp"}},
 			Pools:     []Pool{{Name: "app", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{{Addr: "127.0.0.1:3001", Weight: 1}}}},
 			Timeouts:  defaultTimeouts,
 		},
@@ -83,7 +106,7 @@ pools:
       - backend.example:3004
 `,
 		want: &Config{
-			Listeners: []Listener{{Name: "127.0.0.1:8080", Listen: "127.0.0.1:8080", Pool: "app", SNIFallback: "pool"}},
+			Listeners: []Listener{{Name: "127.0.0.1:8080", Listen: "127.0.0.1:8080", Pool: "app", SNIFallback: "pool", Protocol: "tcp"}},
 			Pools: []Pool{{Name: "app", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{
 				{Addr: "127.0.0.1:3001", Weight: 1}, {Addr: "127.0.0.1:3002", Weight: 5}, {Addr: "[::1]:3003", Weight: 1}, {Addr: "backend.example:3004", Weight: 1},
 			}}},
@@ -103,9 +126,9 @@ pools:
 `,
 		want: &Config{
 			Listeners: []Listener{
-				{Name: "a", Listen: "[::1]:0", Pool: "two", SNIFallback: "pool"},
-				{Name: "b", Listen: "[::1]:0", Pool: "one", SNIFallback: "pool"},
-				{Name: "0.0.0.0:65535", Listen: "0.0.0.0:65535", Pool: "one", SNIFallback: "pool"},
+				{Name: "a", Listen: "[::1]:0", Pool: "two", SNIFallback: "pool", Protocol: "tcp"},
+				{Name: "b", Listen: "[::1]:0", Pool: "one", SNIFallback: "pool", Protocol: "tcp"},
+				{Name: "0.0.0.0:65535", Listen: "0.0.0.0:65535", Pool: "one", SNIFallback: "pool", Protocol: "tcp"},
 			},
 			Pools: []Pool{
 				{Name: "one", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{{Addr: "a:1", Weight: 1}}},
@@ -129,7 +152,7 @@ timeouts:
   # all commented out
 `,
 		want: &Config{
-			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "app", SNIFallback: "pool"}},
+			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "app", SNIFallback: "pool", Protocol: "tcp"}},
 			Pools: []Pool{{Name: "app", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{
 				{Addr: "a:1", Weight: 1}, {Addr: "a:2", Weight: 1},
 			}}},
@@ -144,9 +167,9 @@ pools: [{name: p, backends: [a:1]}]
 timeouts: {connect: 1m30s, idle: 0, drain: 0s}
 `,
 		want: &Config{
-			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "p", SNIFallback: "pool"}},
+			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "p", SNIFallback: "pool", Protocol: "tcp"}},
 			Pools:     []Pool{{Name: "p", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{{Addr: "a:1", Weight: 1}}}},
-			Timeouts:  Timeouts{Connect: 90 * time.Second, Idle: 0, Drain: 0, ProxyHeader: 3 * time.Second, ClientHello: 5 * time.Second},
+			Timeouts:  Timeouts{Connect: 90 * time.Second, Idle: 0, Drain: 0, ProxyHeader: 3 * time.Second, ClientHello: 5 * time.Second, UDPIdle: 30 * time.Second},
 		},
 	},
 	{
@@ -158,9 +181,9 @@ timeouts:
   idle: 10m
 `,
 		want: &Config{
-			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "p", SNIFallback: "pool"}},
+			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "p", SNIFallback: "pool", Protocol: "tcp"}},
 			Pools:     []Pool{{Name: "p", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{{Addr: "a:1", Weight: 1}}}},
-			Timeouts:  Timeouts{Connect: 5 * time.Second, Idle: 10 * time.Minute, Drain: 30 * time.Second, ProxyHeader: 3 * time.Second, ClientHello: 5 * time.Second},
+			Timeouts:  Timeouts{Connect: 5 * time.Second, Idle: 10 * time.Minute, Drain: 30 * time.Second, ProxyHeader: 3 * time.Second, ClientHello: 5 * time.Second, UDPIdle: 30 * time.Second},
 		},
 	},
 	{
@@ -170,7 +193,7 @@ listeners: [{listen: ":1"}]
 pools: [{name: p, backends: [{addr: a:1, weight: 010}, {addr: a:2, weight: 0x10}, {addr: a:3, weight: +2}, {addr: a:4, weight: 1_0}]}]
 `,
 		want: &Config{
-			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "p", SNIFallback: "pool"}},
+			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "p", SNIFallback: "pool", Protocol: "tcp"}},
 			Pools: []Pool{{Name: "p", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{
 				{Addr: "a:1", Weight: 10}, {Addr: "a:2", Weight: 16}, {Addr: "a:3", Weight: 2}, {Addr: "a:4", Weight: 10},
 			}}},
@@ -184,7 +207,7 @@ listeners: [{listen: ":1", name: 1.10, pool: 2024}]
 pools: [{name: 2024, backends: [a:1]}]
 `,
 		want: &Config{
-			Listeners: []Listener{{Name: "1.10", Listen: ":1", Pool: "2024", SNIFallback: "pool"}},
+			Listeners: []Listener{{Name: "1.10", Listen: ":1", Pool: "2024", SNIFallback: "pool", Protocol: "tcp"}},
 			Pools:     []Pool{{Name: "2024", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{{Addr: "a:1", Weight: 1}}}},
 			Timeouts:  defaultTimeouts,
 		},
@@ -208,7 +231,7 @@ pools:
     backends: *bs
 `,
 		want: &Config{
-			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "a", SNIFallback: "pool"}, {Name: ":2", Listen: ":2", Pool: "a", SNIFallback: "pool"}},
+			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "a", SNIFallback: "pool", Protocol: "tcp"}, {Name: ":2", Listen: ":2", Pool: "a", SNIFallback: "pool", Protocol: "tcp"}},
 			Pools: []Pool{
 				{Name: "a", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{{Addr: "x:1", Weight: 1}, {Addr: "x:2", Weight: 2}}},
 				{Name: "b", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{{Addr: "x:1", Weight: 1}, {Addr: "x:2", Weight: 2}}},
@@ -228,7 +251,7 @@ pools:
   - {name: other, strategy: least-conn, hash_balance_factor: ~, backends: [a:1]}
 `,
 		want: &Config{
-			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "bounded", SNIFallback: "pool"}},
+			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "bounded", SNIFallback: "pool", Protocol: "tcp"}},
 			Pools: []Pool{
 				{Name: "bounded", Strategy: "hash", AllDown: "fail-open", Passive: defaultPassive, HashBalanceFactor: 125, Backends: []Backend{{Addr: "a:1", Weight: 1}, {Addr: "a:2", Weight: 1}}},
 				{Name: "plain", Strategy: "hash", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{{Addr: "a:1", Weight: 1}}},
@@ -272,7 +295,7 @@ timeouts:
   queue: 250ms
 `,
 		want: &Config{
-			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "tcp", SNIFallback: "pool"}},
+			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "tcp", SNIFallback: "pool", Protocol: "tcp"}},
 			Pools: []Pool{
 				{
 					Name: "tcp", Strategy: "least-conn", AllDown: "refuse", SlowStart: time.Minute,
@@ -296,7 +319,7 @@ timeouts:
 					Backends: []Backend{{Addr: "b:1", Weight: 1}},
 				},
 			},
-			Timeouts: Timeouts{Connect: 5 * time.Second, Idle: time.Hour, Drain: 30 * time.Second, Queue: 250 * time.Millisecond, ProxyHeader: 3 * time.Second, ClientHello: 5 * time.Second},
+			Timeouts: Timeouts{Connect: 5 * time.Second, Idle: time.Hour, Drain: 30 * time.Second, Queue: 250 * time.Millisecond, ProxyHeader: 3 * time.Second, ClientHello: 5 * time.Second, UDPIdle: 30 * time.Second},
 		},
 	},
 	{
@@ -317,7 +340,7 @@ pools:
     backends: [a:1]
 `,
 		want: &Config{
-			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "absent", SNIFallback: "pool"}},
+			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "absent", SNIFallback: "pool", Protocol: "tcp"}},
 			Pools: []Pool{
 				{Name: "absent", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{{Addr: "a:1", Weight: 1}}},
 				{Name: "nulls", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{{Addr: "a:1", Weight: 1}}},
@@ -344,7 +367,7 @@ pools:
   - {name: off-bad, passive: {max_fails: 0, cooldown: 0s, max_cooldown: -1s, max_ejection_percent: 0}, backends: [a:1]}
 `,
 		want: &Config{
-			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "off", SNIFallback: "pool"}},
+			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "off", SNIFallback: "pool", Protocol: "tcp"}},
 			Pools: []Pool{
 				{
 					Name: "off", Strategy: "round-robin", AllDown: "fail-open",
@@ -389,7 +412,7 @@ pools:
     health: {http: {host: h}}
 `,
 		want: &Config{
-			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "a", SNIFallback: "pool"}},
+			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "a", SNIFallback: "pool", Protocol: "tcp"}},
 			Pools: []Pool{
 				{Name: "a", Strategy: "round-robin", AllDown: "fail-open", Health: mergedHealth, Passive: mergedPassive, Backends: []Backend{{Addr: "x:1", Weight: 1}}},
 				{Name: "b", Strategy: "round-robin", AllDown: "fail-open", Health: mergedHealth, Passive: mergedPassive, Backends: []Backend{{Addr: "x:1", Weight: 1}}},
@@ -425,7 +448,7 @@ pools: [{name: p, backends: [a:1]}]
 ...
 `,
 		want: &Config{
-			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "p", SNIFallback: "pool"}},
+			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "p", SNIFallback: "pool", Protocol: "tcp"}},
 			Pools:     []Pool{{Name: "p", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{{Addr: "a:1", Weight: 1}}}},
 			Timeouts:  defaultTimeouts,
 		},
@@ -463,15 +486,15 @@ timeouts: {proxy_header: 1s, client_hello: 250ms}
 					Allow: []string{"0.0.0.0/0", "::/0"}, Deny: []string{"10.9.0.0/16", "2001:db8:bad::/48"},
 					MaxConns: 10000, MaxConnsPerSource: 50, RatePerSource: 2.5, BurstPerSource: 10,
 					SNIRoutes:   []SNIRoute{{ServerName: "api.example.com", Pool: "api"}, {ServerName: "*.Example.COM.", Pool: "web"}},
-					SNIFallback: "close",
+					SNIFallback: "close", Protocol: "tcp",
 				},
-				{Name: ":80", Listen: ":80", Pool: "web", ProxyProtocol: "optional", Trusted: []string{"127.0.0.1"}, SNIFallback: "pool"},
+				{Name: ":80", Listen: ":80", Pool: "web", ProxyProtocol: "optional", Trusted: []string{"127.0.0.1"}, SNIFallback: "pool", Protocol: "tcp"},
 			},
 			Pools: []Pool{
 				{Name: "web", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, ProxyProtocol: "v1", Backends: []Backend{{Addr: "a:1", Weight: 1}}},
 				{Name: "api", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, ProxyProtocol: "v2", Backends: []Backend{{Addr: "b:1", Weight: 1}}},
 			},
-			Timeouts: Timeouts{Connect: 5 * time.Second, Idle: time.Hour, Drain: 30 * time.Second, ProxyHeader: time.Second, ClientHello: 250 * time.Millisecond},
+			Timeouts: Timeouts{Connect: 5 * time.Second, Idle: time.Hour, Drain: 30 * time.Second, ProxyHeader: time.Second, ClientHello: 250 * time.Millisecond, UDPIdle: 30 * time.Second},
 		},
 	},
 	{
@@ -487,8 +510,8 @@ timeouts: {proxy_header: ~, client_hello: ~}
 `,
 		want: &Config{
 			Listeners: []Listener{
-				{Name: ":1", Listen: ":1", Pool: "p", Allow: []string{}, SNIRoutes: []SNIRoute{}, SNIFallback: "pool"},
-				{Name: ":2", Listen: ":2", Pool: "p", SNIFallback: "pool"},
+				{Name: ":1", Listen: ":1", Pool: "p", Allow: []string{}, SNIRoutes: []SNIRoute{}, SNIFallback: "pool", Protocol: "tcp"},
+				{Name: ":2", Listen: ":2", Pool: "p", SNIFallback: "pool", Protocol: "tcp"},
 			},
 			Pools:    []Pool{{Name: "p", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{{Addr: "a:1", Weight: 1}}}},
 			Timeouts: defaultTimeouts,
@@ -513,15 +536,15 @@ pools: [{name: p, backends: [a:1]}]
 `,
 		want: &Config{
 			Listeners: []Listener{
-				{Name: ":1", Listen: ":1", Pool: "p", RatePerSource: 1, SNIFallback: "pool"},
-				{Name: ":2", Listen: ":2", Pool: "p", RatePerSource: 0.5, SNIFallback: "pool"},
-				{Name: ":3", Listen: ":3", Pool: "p", RatePerSource: 1000, SNIFallback: "pool"},
-				{Name: ":4", Listen: ":4", Pool: "p", RatePerSource: 10, SNIFallback: "pool"},
-				{Name: ":5", Listen: ":5", Pool: "p", RatePerSource: 16, SNIFallback: "pool"},
-				{Name: ":6", Listen: ":6", Pool: "p", RatePerSource: 1000.5, SNIFallback: "pool"},
-				{Name: ":7", Listen: ":7", Pool: "p", RatePerSource: 0.25, SNIFallback: "pool"},
-				{Name: ":8", Listen: ":8", Pool: "p", RatePerSource: 0.15, SNIFallback: "pool"},
-				{Name: ":9", Listen: ":9", Pool: "p", RatePerSource: 8, SNIFallback: "pool"},
+				{Name: ":1", Listen: ":1", Pool: "p", RatePerSource: 1, SNIFallback: "pool", Protocol: "tcp"},
+				{Name: ":2", Listen: ":2", Pool: "p", RatePerSource: 0.5, SNIFallback: "pool", Protocol: "tcp"},
+				{Name: ":3", Listen: ":3", Pool: "p", RatePerSource: 1000, SNIFallback: "pool", Protocol: "tcp"},
+				{Name: ":4", Listen: ":4", Pool: "p", RatePerSource: 10, SNIFallback: "pool", Protocol: "tcp"},
+				{Name: ":5", Listen: ":5", Pool: "p", RatePerSource: 16, SNIFallback: "pool", Protocol: "tcp"},
+				{Name: ":6", Listen: ":6", Pool: "p", RatePerSource: 1000.5, SNIFallback: "pool", Protocol: "tcp"},
+				{Name: ":7", Listen: ":7", Pool: "p", RatePerSource: 0.25, SNIFallback: "pool", Protocol: "tcp"},
+				{Name: ":8", Listen: ":8", Pool: "p", RatePerSource: 0.15, SNIFallback: "pool", Protocol: "tcp"},
+				{Name: ":9", Listen: ":9", Pool: "p", RatePerSource: 8, SNIFallback: "pool", Protocol: "tcp"},
 			},
 			Pools:    []Pool{{Name: "p", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{{Addr: "a:1", Weight: 1}}}},
 			Timeouts: defaultTimeouts,
@@ -544,11 +567,11 @@ pools: [{name: p, backends: [a:1]}]
 			Listeners: []Listener{
 				{
 					Name: ":1", Listen: ":1", Pool: "p", ProxyProtocol: "accept", Trusted: []string{"10.0.0.0/8"}, Deny: []string{"192.0.2.0/24"},
-					SNIRoutes: []SNIRoute{{ServerName: "a.example", Pool: "p"}}, SNIFallback: "pool",
+					SNIRoutes: []SNIRoute{{ServerName: "a.example", Pool: "p"}}, SNIFallback: "pool", Protocol: "tcp",
 				},
 				{
 					Name: ":2", Listen: ":2", Pool: "p", ProxyProtocol: "accept", Trusted: []string{"::1"}, Deny: []string{"192.0.2.0/24"},
-					SNIRoutes: []SNIRoute{{ServerName: "a.example", Pool: "p"}}, SNIFallback: "close",
+					SNIRoutes: []SNIRoute{{ServerName: "a.example", Pool: "p"}}, SNIFallback: "close", Protocol: "tcp",
 				},
 			},
 			Pools:    []Pool{{Name: "p", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Backends: []Backend{{Addr: "a:1", Weight: 1}}}},
@@ -588,7 +611,7 @@ pools:
     backends: [a:1]
 `,
 		want: &Config{
-			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "file", SNIFallback: "pool"}},
+			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "file", SNIFallback: "pool", Protocol: "tcp"}},
 			Pools: []Pool{
 				{Name: "file", Strategy: "round-robin", AllDown: "fail-open", Passive: defaultPassive, Discovery: &Discovery{File: "/etc/tcplb/app.txt"}},
 				{
@@ -634,7 +657,7 @@ pools:
     discovery: {dns: f.example, dns_type: srv}
 `,
 		want: &Config{
-			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "a", SNIFallback: "pool"}},
+			Listeners: []Listener{{Name: ":1", Listen: ":1", Pool: "a", SNIFallback: "pool", Protocol: "tcp"}},
 			Pools: []Pool{
 				{Name: "a", Strategy: "round-robin", AllDown: "refuse", Passive: defaultPassive, Discovery: &Discovery{DNS: "a.example", DNSType: "a", Port: 1, Interval: time.Minute}},
 				{Name: "b", Strategy: "round-robin", AllDown: "refuse", Passive: defaultPassive, Discovery: &Discovery{DNS: "a.example", DNSType: "a", Port: 1, Interval: time.Minute}},
@@ -797,7 +820,7 @@ var parseErrorTests = []struct {
 		`line 1: listeners[1].name: "a": duplicate listener name`,
 	}},
 	{"duplicate listen address", "listeners: [{listen: \":1\"}, {listen: \":1\"}]\n" + okPools, []string{
-		`line 1: listeners[1].listen: ":1": duplicate listen address`,
+		`line 1: listeners[1].listen: ":1": duplicate tcp listen address`,
 	}},
 	{"duplicate default name", "listeners: [{listen: \":0\"}, {listen: \":0\"}]\n" + okPools, []string{
 		`line 1: listeners[1].name: ":0": duplicate listener name (it defaults to the listen address)`,
@@ -941,7 +964,7 @@ var parseErrorTests = []struct {
 
 	// PROXY protocol, access lists, limits and SNI routes.
 	{"unknown listener key", "listeners: [{listen: \":1\", proxy: accept}]\n" + okPools, []string{
-		"line 1: listeners[0].proxy: unknown key (known: name, listen, pool, proxy_protocol, trusted, allow, deny, max_conns, max_conns_per_source, rate_per_source, burst_per_source, sni_routes, sni_fallback)",
+		"line 1: listeners[0].proxy: unknown key (known: name, protocol, listen, pool, proxy_protocol, trusted, allow, deny, max_conns, max_conns_per_source, rate_per_source, burst_per_source, sni_routes, sni_fallback, udp_responses, max_sessions, max_datagram)",
 	}},
 	{"listener proxy_protocol", "listeners: [{listen: \":1\", proxy_protocol: v2, trusted: [10.0.0.1]}]\n" + okPools, []string{
 		`line 1: listeners[0].proxy_protocol: "v2": want accept or optional (sending headers is a pool's proxy_protocol: v1 or v2)`,
@@ -1301,7 +1324,7 @@ pools: [{name: p, backends: [a:1]}, {name: q, backends: [a:1]}]
 		"line 2: pools[0]: want a mapping, got a list",
 	}},
 	{"deep mappings", okListeners + okPools + "timeouts: " + strings.Repeat("{a: ", 500) + strings.Repeat("}", 500) + "\n", []string{
-		"line 3: timeouts.a: unknown key (known: connect, idle, drain, queue, proxy_header, client_hello)",
+		"line 3: timeouts.a: unknown key (known: connect, idle, drain, queue, proxy_header, client_hello, udp_idle)",
 	}},
 
 	// Many errors at once, in line order, without knock-on errors.

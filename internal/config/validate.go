@@ -17,7 +17,8 @@ import (
 // problem found joined with errors.Join, or nil. It does not change c and
 // does not fill in defaults, so it also checks configurations built in Go:
 // there an empty listener Name stands for the listen address and an empty
-// listener Pool for the only pool, a nil Health and a zero Passive turn the
+// listener Pool for the only pool, an empty listener Protocol for tcp, a
+// zero MaxDatagram for 65535, a nil Health and a zero Passive turn the
 // checks off, and with Discovery.DNS an empty DNSType stands for DNSTypeA
 // and a zero Interval for DefaultDiscoveryInterval, but an empty pool
 // Strategy or AllDown, an empty listener SNIFallback, a zero Weight, a
@@ -393,20 +394,44 @@ func (c *Config) validateListeners(errs *errorList, pools []string) {
 	known := fmt.Sprintf("(pools: %s)", strings.Join(poolList, ", "))
 
 	names := make(map[string]bool)
-	addrs := make(map[string]bool)
+	addrs := make(map[string]bool)     // by protocol and address: TCP and UDP may share one
+	poolUse := make(map[string]string) // pool name: the first listener (path and protocol) using it
+	usePool := func(errs *errorList, path, key, pool, proto string) {
+		if pool == "" || !slices.Contains(pools, pool) {
+			return
+		}
+		first, ok := poolUse[pool]
+		if !ok {
+			poolUse[pool] = path + " " + proto
+			return
+		}
+		if fpath, fproto, _ := strings.Cut(first, " "); fproto != proto {
+			errs.add(0, path+"."+key, "%s: pool serves %s (%s); a pool serves one protocol, so give this %s listener a pool of its own",
+				quote(pool), fproto, fpath, proto)
+		}
+	}
 	for i, l := range c.Listeners {
 		path := indexPath("listeners", i)
+		protoOK := true
+		switch l.Protocol {
+		case ProtocolTCP, ProtocolUDP:
+		case "":
+			l.Protocol = ProtocolTCP // l is a copy: an empty Protocol stands for tcp
+		default:
+			errs.add(0, path+".protocol", "%s: want %s or %s", quote(l.Protocol), ProtocolTCP, ProtocolUDP)
+			protoOK = false
+		}
 		listenOK := false
 		if l.Listen == "" {
 			errs.add(0, path+".listen", "required")
 		} else if port, err := checkListen(l.Listen); err != nil {
 			errs.add(0, path+".listen", "%v", err)
-		} else if addrs[l.Listen] {
-			errs.add(0, path+".listen", "%s: duplicate listen address", quote(l.Listen))
+		} else if addrs[l.Protocol+" "+l.Listen] {
+			errs.add(0, path+".listen", "%s: duplicate %s listen address", quote(l.Listen), l.Protocol)
 		} else {
 			listenOK = true
 			if port != 0 { // port 0 picks a free port each time
-				addrs[l.Listen] = true
+				addrs[l.Protocol+" "+l.Listen] = true
 			}
 		}
 
@@ -415,13 +440,13 @@ func (c *Config) validateListeners(errs *errorList, pools []string) {
 		switch {
 		case l.Name != "" && names[l.Name]:
 			errs.add(0, path+".name", "%s: duplicate listener name", quote(l.Name))
-		case l.Name == "" && listenOK && names[l.Listen]:
-			errs.add(0, path+".name", "%s: duplicate listener name (it defaults to the listen address)", quote(l.Listen))
+		case l.Name == "" && listenOK && names[l.defaultName()]:
+			errs.add(0, path+".name", "%s: duplicate listener name (it defaults to the listen address)", quote(l.defaultName()))
 		}
 		if l.Name != "" {
 			names[l.Name] = true
 		} else {
-			names[l.Listen] = true
+			names[l.defaultName()] = true
 		}
 
 		switch {
@@ -433,7 +458,91 @@ func (c *Config) validateListeners(errs *errorList, pools []string) {
 		case !slices.Contains(pools, l.Pool):
 			errs.add(0, path+".pool", "%s: no such pool %s", quote(l.Pool), known)
 		}
+		if !protoOK {
+			continue // which keys apply depends on the protocol
+		}
+		pool := l.Pool
+		if pool == "" && len(pools) == 1 {
+			pool = pools[0]
+		}
+		if l.Protocol == ProtocolUDP {
+			l.validateUDP(errs, path)
+			usePool(errs, path, "pool", pool, ProtocolUDP)
+			if pc := c.pool(pool); pc != nil && pc.ProxyProtocol != "" {
+				errs.add(0, path+".pool", "%s: its proxy_protocol %s is not available for UDP yet: give this udp listener a pool without it",
+					quote(pool), pc.ProxyProtocol)
+			}
+			continue
+		}
+		l.validateTCPOnly(errs, path)
+		usePool(errs, path, "pool", pool, ProtocolTCP)
+		for j, r := range l.SNIRoutes {
+			usePool(errs, indexPath(path+".sni_routes", j), "pool", r.Pool, ProtocolTCP)
+		}
 		l.validateEdge(errs, path, pools, known)
+	}
+}
+
+func (c *Config) pool(name string) *Pool {
+	for i := range c.Pools {
+		if c.Pools[i].Name == name {
+			return &c.Pools[i]
+		}
+	}
+	return nil
+}
+
+// validateUDP checks a UDP listener: its own keys, and none of those that
+// are about TCP connections.
+func (l *Listener) validateUDP(errs *errorList, path string) {
+	tcpOnly := []struct {
+		key, why string
+		set      bool
+	}{
+		{"proxy_protocol", "PROXY headers are read from TCP connections", l.ProxyProtocol != ""},
+		{"trusted", "it goes with proxy_protocol", len(l.Trusted) > 0},
+		{"max_conns", "use max_sessions", l.MaxConns != 0},
+		{"max_conns_per_source", "per-source limits are not available for UDP yet", l.MaxConnsPerSource != 0},
+		{"rate_per_source", "per-source limits are not available for UDP yet", l.RatePerSource != 0},
+		{"burst_per_source", "per-source limits are not available for UDP yet", l.BurstPerSource != 0},
+		{"sni_routes", "SNI is TLS over TCP", len(l.SNIRoutes) > 0},
+		{"sni_fallback", "SNI is TLS over TCP", l.SNIFallback != SNIFallbackPool},
+	}
+	for _, k := range tcpOnly {
+		if k.set {
+			errs.add(0, path+"."+k.key, "does not apply to protocol udp (%s)", k.why)
+		}
+	}
+	for _, list := range []struct {
+		key      string
+		prefixes []string
+	}{{"allow", l.Allow}, {"deny", l.Deny}} {
+		for i, s := range list.prefixes {
+			if _, err := ParsePrefix(s); err != nil {
+				errs.add(0, indexPath(path+"."+list.key, i), "%v", err)
+			}
+		}
+	}
+	if l.UDPResponses < 0 {
+		errs.add(0, path+".udp_responses", "%d: must not be negative (0: sessions end on timeouts.udp_idle)", l.UDPResponses)
+	}
+	if l.MaxSessions < 0 {
+		errs.add(0, path+".max_sessions", "%d: must not be negative (0: no limit)", l.MaxSessions)
+	}
+	if l.MaxDatagram < 0 || l.MaxDatagram > DefaultMaxDatagram {
+		errs.add(0, path+".max_datagram", "%d: must be between 1 and %d (0: %d)", l.MaxDatagram, DefaultMaxDatagram, DefaultMaxDatagram)
+	}
+}
+
+// validateTCPOnly refuses the UDP keys on a TCP listener.
+func (l *Listener) validateTCPOnly(errs *errorList, path string) {
+	for _, k := range []struct {
+		key string
+		set bool
+	}{{"udp_responses", l.UDPResponses != 0}, {"max_sessions", l.MaxSessions != 0}, {"max_datagram", l.MaxDatagram != 0}} {
+		if k.set {
+			errs.add(0, path+"."+k.key, "only applies to protocol udp")
+		}
 	}
 }
 
@@ -631,6 +740,9 @@ func (t *Timeouts) validate(errs *errorList) {
 	}
 	if t.ClientHello <= 0 {
 		errs.add(0, "timeouts.client_hello", "%s: must be greater than 0", quote(t.ClientHello.String()))
+	}
+	if t.UDPIdle <= 0 {
+		errs.add(0, "timeouts.udp_idle", "%s: must be greater than 0 (a UDP session has no end of its own)", quote(t.UDPIdle.String()))
 	}
 }
 

@@ -31,6 +31,7 @@ func TestValidate(t *testing.T) {
 			`timeouts.connect: "0s": must be greater than 0`,
 			`timeouts.proxy_header: "0s": must be greater than 0`,
 			`timeouts.client_hello: "0s": must be greater than 0`,
+			`timeouts.udp_idle: "0s": must be greater than 0 (a UDP session has no end of its own)`,
 		}},
 		{"zero strategy, all_down and weight are not defaulted", func(c *Config) {
 			c.Pools[0].Strategy = ""
@@ -369,6 +370,48 @@ func TestValidate(t *testing.T) {
 		}, []string{
 			`timeouts.proxy_header: "0s": must be greater than 0`,
 			`timeouts.client_hello: "-1s": must be greater than 0`,
+		}},
+		{"udp listeners", func(c *Config) {
+			c.Pools = append(c.Pools, Pool{Name: "dns", Strategy: "hash", AllDown: "fail-open", Backends: []Backend{{Addr: "10.0.0.1:53", Weight: 1}}})
+			c.Listeners[0].Pool = "default"
+			c.Listeners = append(c.Listeners,
+				// The same address as the TCP listener: allowed, and its
+				// name defaults to "127.0.0.1:8080/udp".
+				Listener{Protocol: "udp", Listen: "127.0.0.1:8080", Pool: "dns", SNIFallback: "pool", UDPResponses: 1, MaxSessions: 10, MaxDatagram: 512},
+				Listener{Name: "u2", Protocol: "udp", Listen: "127.0.0.1:8080", Pool: "dns", SNIFallback: "pool"},
+				Listener{Name: "u3", Protocol: "UDP", Listen: "127.0.0.1:53", Pool: "dns", SNIFallback: "pool"},
+				Listener{Name: "u4", Protocol: "udp", Listen: "127.0.0.1:54", Pool: "default", SNIFallback: "close",
+					ProxyProtocol: "accept", Trusted: []string{"10.0.0.0/8"}, MaxConns: 1, MaxConnsPerSource: 1, RatePerSource: 1, BurstPerSource: 1,
+					SNIRoutes: []SNIRoute{{ServerName: "a.example", Pool: "dns"}}, UDPResponses: -1, MaxSessions: -1, MaxDatagram: 65536},
+				Listener{Name: "t2", Listen: "127.0.0.1:55", Pool: "dns", SNIFallback: "pool", UDPResponses: 1, MaxSessions: 1, MaxDatagram: 1},
+			)
+			c.Timeouts.UDPIdle = -time.Second
+		}, []string{
+			`listeners[2].listen: "127.0.0.1:8080": duplicate udp listen address`,
+			`listeners[3].protocol: "UDP": want tcp or udp`,
+			`listeners[4].proxy_protocol: does not apply to protocol udp (PROXY headers are read from TCP connections)`,
+			`listeners[4].trusted: does not apply to protocol udp (it goes with proxy_protocol)`,
+			`listeners[4].max_conns: does not apply to protocol udp (use max_sessions)`,
+			`listeners[4].max_conns_per_source: does not apply to protocol udp (per-source limits are not available for UDP yet)`,
+			`listeners[4].rate_per_source: does not apply to protocol udp (per-source limits are not available for UDP yet)`,
+			`listeners[4].burst_per_source: does not apply to protocol udp (per-source limits are not available for UDP yet)`,
+			`listeners[4].sni_routes: does not apply to protocol udp (SNI is TLS over TCP)`,
+			`listeners[4].sni_fallback: does not apply to protocol udp (SNI is TLS over TCP)`,
+			`listeners[4].udp_responses: -1: must not be negative (0: sessions end on timeouts.udp_idle)`,
+			`listeners[4].max_sessions: -1: must not be negative (0: no limit)`,
+			`listeners[4].max_datagram: 65536: must be between 1 and 65535 (0: 65535)`,
+			`listeners[4].pool: "default": pool serves tcp (listeners[0]); a pool serves one protocol, so give this udp listener a pool of its own`,
+			`listeners[5].udp_responses: only applies to protocol udp`,
+			`listeners[5].max_sessions: only applies to protocol udp`,
+			`listeners[5].max_datagram: only applies to protocol udp`,
+			`listeners[5].pool: "dns": pool serves udp (listeners[1]); a pool serves one protocol, so give this tcp listener a pool of its own`,
+			`timeouts.udp_idle: "-1s": must be greater than 0 (a UDP session has no end of its own)`,
+		}},
+		{"udp pool with proxy_protocol", func(c *Config) {
+			c.Pools[0].ProxyProtocol = "v2"
+			c.Listeners[0].Protocol = "udp"
+		}, []string{
+			`listeners[0].pool: "default": its proxy_protocol v2 is not available for UDP yet: give this udp listener a pool without it`,
 		}},
 	}
 	for _, tt := range tests {

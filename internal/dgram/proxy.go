@@ -123,15 +123,20 @@ type Proxy struct {
 	mu       sync.Mutex
 	sessions map[netip.AddrPort]*session
 	closed   bool
+	stopped  bool          // Stop: the listening socket is no longer read
+	empty    chan struct{} // closed once stopped with no session left
 	wg       sync.WaitGroup // session goroutines
 }
+
+// ErrStopped is returned by Serve after Stop.
+var ErrStopped = errors.New("dgram: stopped")
 
 // New returns a proxy for pc; Serve runs it.
 func New(pc *net.UDPConn, cfg Config) (*Proxy, error) {
 	if cfg.Handler == nil || cfg.Idle <= 0 {
 		return nil, errors.New("dgram: Config needs a Handler and a positive Idle")
 	}
-	p := &Proxy{pc: pc, cfg: cfg, sessions: make(map[netip.AddrPort]*session)}
+	p := &Proxy{pc: pc, cfg: cfg, sessions: make(map[netip.AddrPort]*session), empty: make(chan struct{})}
 	p.SetLimits(cfg.Idle, cfg.Responses, cfg.MaxDatagram)
 	return p, nil
 }
@@ -162,6 +167,9 @@ func (p *Proxy) Serve() error {
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return err
+			}
+			if p.isStopped() {
+				return ErrStopped
 			}
 			if n == len(buf) { // Windows reports a truncated datagram as an error
 				p.cfg.Handler.Dropped(from, TooLarge, n)
@@ -229,7 +237,7 @@ func (p *Proxy) open(client netip.AddrPort, first []byte) *session {
 	s.why.Store(-1)
 	s.last.Store(nanotime())
 	p.mu.Lock()
-	if p.closed {
+	if p.closed || p.stopped {
 		p.mu.Unlock()
 		conn.Close()
 		v.Session.Ended(Closed, nil)
@@ -240,6 +248,41 @@ func (p *Proxy) open(client netip.AddrPort, first []byte) *session {
 	p.mu.Unlock()
 	go s.replies()
 	return s
+}
+
+// Stop makes Serve return ErrStopped: the listening socket is no longer
+// read, but it stays open, so that the open sessions' replies still reach
+// their clients from it until the sessions end (Empty) or Close. Another
+// process may read the socket meanwhile (a binary upgrade).
+func (p *Proxy) Stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped {
+		return
+	}
+	p.stopped = true
+	p.pc.SetReadDeadline(time.Unix(1, 0))
+	p.checkEmptyLocked()
+}
+
+func (p *Proxy) isStopped() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stopped
+}
+
+// Empty returns a channel closed once the proxy is stopped and has no
+// session left.
+func (p *Proxy) Empty() <-chan struct{} { return p.empty }
+
+func (p *Proxy) checkEmptyLocked() {
+	if p.stopped && len(p.sessions) == 0 {
+		select {
+		case <-p.empty:
+		default:
+			close(p.empty)
+		}
+	}
 }
 
 // Len returns the number of open sessions.
@@ -368,6 +411,7 @@ func (s *session) detach() {
 	s.p.mu.Lock()
 	if s.p.sessions[s.client] == s {
 		delete(s.p.sessions, s.client)
+		s.p.checkEmptyLocked()
 	}
 	s.p.mu.Unlock()
 }
