@@ -123,8 +123,8 @@ type Proxy struct {
 	mu       sync.Mutex
 	sessions map[netip.AddrPort]*session
 	closed   bool
-	stopped  bool          // Stop: the listening socket is no longer read
-	empty    chan struct{} // closed once stopped with no session left
+	stopped  bool           // Stop: the listening socket is no longer read
+	empty    chan struct{}  // closed once stopped with no session left
 	wg       sync.WaitGroup // session goroutines
 }
 
