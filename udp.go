@@ -77,10 +77,11 @@ type UDPBalancer struct {
 	// and how it ended.
 	AccessLog *slog.Logger
 
-	mu    sync.Mutex
-	proxy *dgram.Proxy
-	cur   atomic.Pointer[udpSettings] // what new sessions use; set by Serve and Reload
-	pools map[*Pool]struct{}          // earlier pools, which sessions may still use; under mu
+	mu              sync.Mutex
+	proxy           *dgram.Proxy
+	stopped, closed bool                        // StopAccepting; Shutdown or Close (before Serve too)
+	cur             atomic.Pointer[udpSettings] // what new sessions use; set by Serve and Reload
+	pools           map[*Pool]struct{}          // earlier pools, which sessions may still use; under mu
 
 	sessions atomic.Int64
 	total    atomic.Uint64
@@ -163,23 +164,38 @@ func (u *UDPBalancer) settings() (*udpSettings, error) {
 }
 
 // Serve forwards the datagrams that reach pc until Close, and returns
-// ErrUDPBalancerClosed then, or the error that stopped it.
+// ErrUDPBalancerClosed then, or the error that stopped it. After Close or
+// Shutdown, Serve closes pc and returns ErrUDPBalancerClosed at once; after
+// StopAccepting it returns at once, leaving pc open.
 func (u *UDPBalancer) Serve(pc *net.UDPConn) error {
-	s, err := u.settings()
-	if err != nil {
-		return err
-	}
-	p, err := dgram.New(pc, dgram.Config{Handler: udpPolicy{u}, Idle: s.idle, Responses: s.responses, MaxDatagram: s.maxDatagram})
-	if err != nil {
-		return err
-	}
 	u.mu.Lock()
 	if u.proxy != nil {
 		u.mu.Unlock()
 		return errors.New("tcplb: UDPBalancer.Serve called twice")
 	}
+	if u.closed {
+		u.mu.Unlock()
+		pc.Close()
+		return ErrUDPBalancerClosed
+	}
+	s := u.cur.Load() // set by a Reload before Serve
+	if s == nil {
+		var err error
+		if s, err = u.settings(); err != nil {
+			u.mu.Unlock()
+			return err
+		}
+	}
+	p, err := dgram.New(pc, dgram.Config{Handler: udpPolicy{u}, Idle: s.idle, Responses: s.responses, MaxDatagram: s.maxDatagram})
+	if err != nil {
+		u.mu.Unlock()
+		return err
+	}
 	u.proxy = p
 	u.cur.Store(s)
+	if u.stopped {
+		p.Stop()
+	}
 	u.mu.Unlock()
 	s.pool.attach(u, true)
 	defer func() {
@@ -205,7 +221,8 @@ func (u *UDPBalancer) Serve(pc *net.UDPConn) error {
 // backend, including one that is not in a new Pool (as TCP connections
 // do: it lasts until it ends by itself), and take the new idle timeout,
 // response count and datagram limit. A setting Serve would refuse is an
-// error and changes nothing; before Serve, Reload is an error.
+// error and changes nothing. Before Serve, Reload sets what Serve starts
+// with.
 func (u *UDPBalancer) Reload(next *UDPBalancer) error {
 	s, err := next.settings()
 	if err != nil {
@@ -214,8 +231,9 @@ func (u *UDPBalancer) Reload(next *UDPBalancer) error {
 	u.mu.Lock()
 	p := u.proxy
 	if p == nil {
+		u.cur.Store(s)
 		u.mu.Unlock()
-		return errors.New("tcplb: UDPBalancer.Reload before Serve")
+		return nil
 	}
 	old := u.cur.Swap(s)
 	if old.pool != s.pool {
@@ -257,6 +275,7 @@ func (u *UDPBalancer) closeBackend(b *Backend, why End) int {
 // a binary upgrade. Shutdown or Close closes the socket.
 func (u *UDPBalancer) StopAccepting() {
 	u.mu.Lock()
+	u.stopped = true
 	p := u.proxy
 	u.mu.Unlock()
 	if p != nil {
@@ -269,6 +288,7 @@ func (u *UDPBalancer) StopAccepting() {
 // socket and ends what is left, returning ctx's error in that case.
 func (u *UDPBalancer) Shutdown(ctx context.Context) error {
 	u.mu.Lock()
+	u.stopped, u.closed = true, true
 	p := u.proxy
 	u.mu.Unlock()
 	if p == nil {
@@ -288,6 +308,7 @@ func (u *UDPBalancer) Shutdown(ctx context.Context) error {
 // Close stops Serve and ends every session.
 func (u *UDPBalancer) Close() error {
 	u.mu.Lock()
+	u.stopped, u.closed = true, true
 	p := u.proxy
 	u.mu.Unlock()
 	if p == nil {

@@ -368,9 +368,11 @@ func TestUDPBackendDownReopens(t *testing.T) {
 // nothing.
 func TestUDPReload(t *testing.T) {
 	u := &UDPBalancer{Pool: udpPool(t, "round-robin", udpEcho(t, "127.0.0.1", "old"))}
-	if err := u.Reload(&UDPBalancer{Pool: u.Pool}); err == nil {
-		t.Error("Reload before Serve succeeded")
+	// Before Serve, Reload sets what Serve starts with.
+	if err := u.Reload(&UDPBalancer{Pool: udpPool(t, "round-robin", udpEcho(t, "127.0.0.1", "old"))}); err != nil {
+		t.Fatal(err)
 	}
+	u.Pool = nil // Serve must take the reloaded pool, not this field
 	lb := serveUDP(t, "127.0.0.1", u)
 	kept := newUDPClient(t, lb)
 	kept.ask("1")

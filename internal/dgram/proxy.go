@@ -358,6 +358,13 @@ func (s *session) replies() {
 	for {
 		idle := time.Duration(s.p.idle.Load())
 		s.conn.SetReadDeadline(time.Now().Add(idle - time.Duration(nanotime()-s.last.Load())))
+		// end sets why before it moves the deadline into the past, so a
+		// deadline set here after that is caught by this check, not slept
+		// through until the idle timeout.
+		if why := s.why.Load(); why >= 0 {
+			s.finish(Reason(why), nil)
+			return
+		}
 		n, err := s.conn.Read(buf)
 		if why := s.why.Load(); why >= 0 {
 			s.finish(Reason(why), nil)

@@ -1,0 +1,102 @@
+package dgram
+
+import (
+	"net"
+	"net/netip"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// reopener is a Handler whose sessions forward their first datagram and
+// ask for a new session on the second.
+type reopener struct {
+	backend netip.AddrPort
+	ended   chan Reason
+}
+
+func (h *reopener) Open(netip.AddrPort, []byte) Verdict {
+	return Verdict{Session: &reopenSession{ended: h.ended}, Backend: h.backend}
+}
+
+func (h *reopener) Dropped(netip.AddrPort, Drop, int) {}
+
+type reopenSession struct {
+	n     atomic.Int32
+	ended chan Reason
+}
+
+func (s *reopenSession) FromClient(int) Pass {
+	if s.n.Add(1) > 1 {
+		return Reopen
+	}
+	return Forward
+}
+
+func (s *reopenSession) FromBackend(int) {}
+
+func (s *reopenSession) Ended(why Reason, _ error) { s.ended <- why }
+
+// TestReopenEndsPromptly: a session ended while its reply reader is
+// between a reply and its next read (it has just sent a reply on) ends at
+// once, not at the idle timeout. The reader re-arms its read deadline
+// after each reply, and that must not undo the wake-up of an end that
+// came meanwhile; the window is small, so the test goes through it many
+// times.
+func TestReopenEndsPromptly(t *testing.T) {
+	echo, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer echo.Close()
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := echo.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			echo.WriteToUDPAddrPort(buf[:n], from)
+		}
+	}()
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &reopener{backend: echo.LocalAddr().(*net.UDPAddr).AddrPort(), ended: make(chan Reason, 4)}
+	p, err := New(pc, Config{Handler: h, Idle: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go p.Serve()
+	defer p.Close()
+
+	c, err := net.DialUDP("udp", nil, pc.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	buf := make([]byte, 64)
+	for i := range 300 {
+		// Each datagram is the second of the session the previous one
+		// opened, just after its reply came back: it ends that session and
+		// opens the next.
+		if _, err := c.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		if i > 0 {
+			select {
+			case why := <-h.ended:
+				if why != Closed {
+					t.Fatalf("round %d: session ended %v, want Closed", i, why)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("round %d: the reopened session did not end within 5s (idle is 1m)", i)
+			}
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Read(buf); err != nil {
+			t.Fatalf("round %d: no reply: %v", i, err)
+		}
+	}
+}
