@@ -2,7 +2,6 @@ package main
 
 import (
 	"log/slog"
-	"net"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -10,18 +9,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tcplb/tcplb/internal/admin"
 	"github.com/tcplb/tcplb/internal/admin/ui"
+	"github.com/tcplb/tcplb/internal/config"
 )
 
 // adminServer is the admin HTTP listener. Its handler is swapped on each
 // reload, so it always shows the running pools and listeners.
 type adminServer struct {
 	listen  string // as configured
+	ln      *netListener
 	srv     *http.Server
 	handler atomic.Pointer[http.Handler]
 }
 
-func newAdminServer(listen string, ln net.Listener, log *slog.Logger) *adminServer {
-	a := &adminServer{listen: listen}
+func newAdminServer(listen string, ln *netListener, log *slog.Logger) *adminServer {
+	a := &adminServer{listen: listen, ln: ln}
 	a.srv = &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			(*a.handler.Load()).ServeHTTP(w, r)
@@ -42,7 +43,12 @@ func (a *adminServer) update(c admin.Config) {
 	a.handler.Store(&h)
 }
 
-func (a *adminServer) close() { a.srv.Close() }
+// close closes the admin listener, and forgets it, so that its port is
+// free and an upgrade does not pass it on.
+func (a *adminServer) close() {
+	a.srv.Close()
+	a.ln.forget()
+}
 
 // adminConfig describes the running pools and listeners to the admin
 // handler. s.mu is held.
@@ -54,6 +60,9 @@ func (s *server) adminConfig() admin.Config {
 		Collectors:     []prometheus.Collector{reloadCollector{s}},
 	}
 	for _, lc := range s.cfg.Listeners {
+		if lc.Protocol == config.ProtocolUDP {
+			continue // the API does not show UDP listeners yet
+		}
 		c.Listeners = append(c.Listeners, admin.Listener{Name: lc.Name, Pool: lc.Pool, Balancer: s.listeners[listenKey(lc)].lb})
 	}
 	for _, pc := range s.cfg.Pools {

@@ -9,26 +9,21 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// keepDup makes the listener's raw duplicate (see netListener).
-func (l *netListener) keepDup() error {
-	l.dup = -1
-	sc, ok := l.Listener.(syscall.Conn)
-	if !ok {
-		return nil
-	}
-	rc, err := sc.SyscallConn()
+// rawDup returns a raw duplicate of c's descriptor (see held).
+func rawDup(c syscall.Conn) (int, error) {
+	rc, err := c.SyscallConn()
 	if err != nil {
-		return err
+		return -1, err
 	}
+	dup := -1
 	var derr error
-	if err := rc.Control(func(fd uintptr) { l.dup, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
-		return err
+	if err := rc.Control(func(fd uintptr) { dup, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+		return -1, err
 	}
 	if derr != nil {
-		l.dup = -1
-		return os.NewSyscallError("fcntl", derr)
+		return -1, os.NewSyscallError("fcntl", derr)
 	}
-	return nil
+	return dup, nil
 }
 
 func closeDup(fd int) {

@@ -3,10 +3,11 @@ package main
 import (
 	"errors"
 	"os"
+	"syscall"
 )
 
-// keepDup does nothing on Windows, which has no binary upgrade.
-func (l *netListener) keepDup() error { l.dup = -1; return nil }
+// rawDup does nothing on Windows, which has no binary upgrade.
+func rawDup(syscall.Conn) (int, error) { return -1, nil }
 
 func closeDup(int) {}
 

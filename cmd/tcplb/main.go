@@ -1,15 +1,17 @@
-// Command tcplb is a TCP load balancer: a thin shell around the tcplb
+// Command tcplb is a TCP and UDP load balancer: a thin shell around the tcplb
 // library that reads flags or a YAML config, serves its listeners and stops
 // gracefully on SIGINT or SIGTERM.
 //
 // With no flags it listens on 127.0.0.1:8080 and balances round robin over
 // 127.0.0.1:3001, 127.0.0.1:3002 and 127.0.0.1:3003. -demo also starts three
-// small backends on those ports, so that
+// small backends on those ports (TCP and UDP) and a UDP listener beside the
+// TCP one, so that
 //
 //	go run ./cmd/tcplb -demo
 //	nc 127.0.0.1 8080
+//	nc -u 127.0.0.1 8080
 //
-// shows balancing with nothing else running.
+// show balancing with nothing else running.
 //
 // Exit codes: 0 after a clean stop, 2 for bad flags or config (the message
 // names the flag or key and the bad value), 1 for a runtime failure such as
@@ -48,6 +50,8 @@ const (
 // options are the parsed command-line flags.
 type options struct {
 	listen, backends, strategy string
+	protocol                   string
+	udpResponses               int
 	configFile                 string
 	check, demo                bool
 	logFormat                  string
@@ -69,7 +73,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.listen, "listen", def.Listeners[0].Listen, "address to listen on, host:port")
 	fs.StringVar(&o.backends, "backends", strings.Join(backends, ","), "comma-separated backend addresses, host:port")
 	fs.StringVar(&o.strategy, "strategy", tcplb.DefaultStrategy, "balancing strategy: "+strings.Join(tcplb.StrategyNames(), ", "))
-	fs.StringVar(&o.configFile, "config", "", "YAML config `file` (instead of -listen, -backends and -strategy)")
+	fs.StringVar(&o.protocol, "protocol", config.ProtocolTCP, "what -listen and -backends carry: tcp, or udp (datagrams; each client address is a session with one backend)")
+	fs.IntVar(&o.udpResponses, "udp-responses", 0, "with -protocol udp: end a session after `N` replies from the backend (1 suits DNS); 0: at the idle timeout (30s)")
+	fs.StringVar(&o.configFile, "config", "", "YAML config `file` (instead of -listen, -backends, -strategy, -protocol and -udp-responses)")
 	fs.BoolVar(&o.check, "check", false, "validate the configuration and exit: 0 if valid, 2 if not")
 	fs.BoolVar(&o.demo, "demo", false, "also start three demo backends on 127.0.0.1:3001-3003 that greet, then echo")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
@@ -92,7 +98,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 // loadConfig returns the configuration from -config or from the flags.
 func loadConfig(o *options) (*config.Config, error) {
 	if o.configFile != "" {
-		for _, f := range []string{"listen", "backends", "strategy"} {
+		for _, f := range []string{"listen", "backends", "strategy", "protocol", "udp-responses"} {
 			if o.set[f] {
 				return nil, fmt.Errorf("-%s cannot be combined with -config: put it in the config file", f)
 			}
@@ -111,6 +117,20 @@ func loadConfig(o *options) (*config.Config, error) {
 		return nil, fmt.Errorf("-listen: %v", err)
 	}
 	cfg.Listeners[0].Listen = o.listen
+	switch o.protocol {
+	case config.ProtocolTCP:
+		if o.set["udp-responses"] {
+			return nil, errors.New("-udp-responses: only with -protocol udp")
+		}
+	case config.ProtocolUDP:
+		if o.udpResponses < 0 {
+			return nil, fmt.Errorf("-udp-responses: %d: want 0 (end at the idle timeout) or more", o.udpResponses)
+		}
+		l := &cfg.Listeners[0]
+		l.Protocol, l.UDPResponses, l.MaxDatagram = config.ProtocolUDP, o.udpResponses, config.DefaultMaxDatagram
+	default:
+		return nil, fmt.Errorf("-protocol: %q: want tcp or udp", o.protocol)
+	}
 	if _, err := tcplb.NewStrategy(o.strategy); err != nil {
 		return nil, fmt.Errorf("-strategy: %v", err)
 	}
@@ -127,6 +147,9 @@ func loadConfig(o *options) (*config.Config, error) {
 		}
 		seen[addr] = true
 		cfg.Pools[0].Backends = append(cfg.Pools[0].Backends, config.Backend{Addr: addr, Weight: 1})
+	}
+	if o.demo && o.protocol == config.ProtocolTCP {
+		demoUDPListener(cfg)
 	}
 	if err := engineFlag(cfg, o); err != nil {
 		return nil, err

@@ -223,6 +223,10 @@ admin: {listen: ":9090"}
 		{"unknown engine", []string{"-engine", "uring"}, `-engine: "uring": want epoll or goroutines`},
 		{"empty engine", []string{"-engine", ""}, `-engine: "": want epoll or goroutines`},
 		{"unknown engine in config", []string{"-config", badEngine}, `engine: engine "uring": want epoll or goroutines`},
+		{"unknown protocol", []string{"-protocol", "sctp"}, `-protocol: "sctp": want tcp or udp`},
+		{"udp responses without udp", []string{"-udp-responses", "1"}, "-udp-responses: only with -protocol udp"},
+		{"negative udp responses", []string{"-protocol", "udp", "-udp-responses", "-1"}, "-udp-responses: -1: want 0"},
+		{"config and protocol", []string{"-config", good, "-protocol", "udp"}, "-protocol cannot be combined with -config"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -318,8 +322,9 @@ func TestDemo(t *testing.T) {
 		}
 	}
 	getJSON(t, "http://"+adminAddr+"/api/v1/pools", &pools)
-	if len(pools.Pools) != 1 || len(pools.Pools[0].Backends) != 3 {
-		t.Fatalf("/api/v1/pools = %+v, want the default pool with 3 backends", pools)
+	// The demo's UDP listener has a pool of its own, after the TCP one.
+	if len(pools.Pools) != 2 || pools.Pools[0].Name != "default" || len(pools.Pools[0].Backends) != 3 || pools.Pools[1].Name != "default-udp" {
+		t.Fatalf("/api/v1/pools = %+v, want the default pool with 3 backends and default-udp", pools)
 	}
 	for _, b := range pools.Pools[0].Backends {
 		if b.State != "up" || b.Total != 2 {

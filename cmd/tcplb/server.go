@@ -41,11 +41,55 @@ type server struct {
 	lastReloadOK            atomic.Bool
 }
 
-// listener is one configured listener and its balancer.
+// listener is one configured listener, its socket and its balancer: for
+// TCP a listening socket and a Balancer, for UDP a UDP socket and a
+// UDPBalancer.
 type listener struct {
-	cfg config.Listener
-	ln  net.Listener
-	lb  *tcplb.Balancer
+	cfg  config.Listener
+	held *held // the daemon's hold on the socket, for upgrades
+
+	ln net.Listener // TCP
+	lb *tcplb.Balancer
+
+	pc  *net.UDPConn // UDP
+	udp *tcplb.UDPBalancer
+}
+
+// balancer is what stopping a listener needs of either kind of balancer.
+type balancer interface {
+	StopAccepting()
+	Shutdown(context.Context) error
+}
+
+func (l *listener) balancer() balancer {
+	if l.udp != nil {
+		return l.udp
+	}
+	return l.lb
+}
+
+func (l *listener) addr() net.Addr {
+	if l.pc != nil {
+		return l.pc.LocalAddr()
+	}
+	return l.ln.Addr()
+}
+
+// socket is a socket apply has bound for a new listener.
+type socket struct {
+	ln   net.Listener
+	pc   *net.UDPConn
+	held *held
+}
+
+func (k socket) close() {
+	if k.ln != nil {
+		k.ln.Close()
+	}
+	if k.pc != nil {
+		k.pc.Close()
+	}
+	k.held.forget()
 }
 
 func newServer(log, accessLog *slog.Logger, sockets *sockets) *server {
@@ -92,10 +136,12 @@ func (s *server) apply(next *config.Config) error {
 	}
 
 	// Bind what is new, or give up with nothing changed.
-	fresh := map[string]net.Listener{}
+	// (A socket closed by undo is forgotten too: the daemon's duplicate
+	// would keep its port bound.)
+	fresh := map[string]socket{}
 	undo := func() {
-		for _, ln := range fresh {
-			ln.Close()
+		for _, k := range fresh {
+			k.close()
 		}
 	}
 	for _, l := range next.Listeners {
@@ -103,12 +149,21 @@ func (s *server) apply(next *config.Config) error {
 		if s.listeners[key] != nil {
 			continue
 		}
-		ln, err := s.sockets.listen(key, l.Listen)
+		var k socket
+		var err error
+		if l.Protocol == config.ProtocolUDP {
+			k.pc, k.held, err = s.sockets.listenPacket(key, l.Listen)
+		} else {
+			var nl *netListener
+			if nl, err = s.sockets.listen(key, l.Listen); err == nil {
+				k.ln, k.held = nl, nl.held
+			}
+		}
 		if err != nil {
 			undo()
 			return fmt.Errorf("listener %s: %v", l.Name, err)
 		}
-		fresh[key] = ln
+		fresh[key] = k
 	}
 	var newAdmin *adminServer
 	if next.Admin != nil && (s.admin == nil || s.admin.listen != next.Admin.Listen) {
@@ -141,6 +196,10 @@ func (s *server) apply(next *config.Config) error {
 		key := listenKey(lc)
 		kept[key] = true
 		pool := s.pools[lc.Pool]
+		if lc.Protocol == config.ProtocolUDP {
+			s.applyUDP(key, lc, pool, next, fresh[key])
+			continue
+		}
 		edge := s.edge(lc, next)
 		if l := s.listeners[key]; l != nil {
 			if l.cfg.Name != lc.Name {
@@ -154,7 +213,7 @@ func (s *server) apply(next *config.Config) error {
 			l.cfg = lc
 			continue
 		}
-		l := &listener{cfg: lc, ln: fresh[key], lb: &tcplb.Balancer{
+		l := &listener{cfg: lc, ln: fresh[key].ln, held: fresh[key].held, lb: &tcplb.Balancer{
 			Name:           lc.Name,
 			Pool:           pool,
 			ConnectTimeout: next.Timeouts.Connect,
@@ -208,18 +267,54 @@ func (s *server) apply(next *config.Config) error {
 	return nil
 }
 
+// applyUDP starts a new UDP listener on its fresh socket k, or points a
+// kept one at its pool and settings (its sessions go on). s.mu is held.
+func (s *server) applyUDP(key string, lc config.Listener, pool *tcplb.Pool, next *config.Config, k socket) {
+	u := s.udpBalancer(lc, pool, next)
+	if l := s.listeners[key]; l != nil {
+		if err := l.udp.Reload(u); err != nil { // validated with the config
+			s.log.Error("UDP listener settings refused", "listener", lc.Name, "err", err)
+		}
+		l.cfg = lc
+		return
+	}
+	l := &listener{cfg: lc, pc: k.pc, held: k.held, udp: u}
+	s.listeners[key] = l
+	go s.serve(l)
+	s.log.Info("listening", "listener", lc.Name, "protocol", "udp", "addr", l.addr().String(), "pool", lc.Pool,
+		"strategy", poolConfig(next, lc.Pool).Strategy, "backends", backendList(pool))
+}
+
+// udpBalancer translates a UDP listener's settings.
+func (s *server) udpBalancer(lc config.Listener, pool *tcplb.Pool, next *config.Config) *tcplb.UDPBalancer {
+	return &tcplb.UDPBalancer{
+		Name:        lc.Name,
+		Pool:        pool,
+		IdleTimeout: next.Timeouts.UDPIdle,
+		Responses:   lc.UDPResponses,
+		MaxSessions: lc.MaxSessions,
+		MaxDatagram: lc.MaxDatagram,
+		Allow:       prefixes(lc.Allow),
+		Deny:        prefixes(lc.Deny),
+		Logger:      s.log,
+		AccessLog:   s.accessLog,
+	}
+}
+
+// prefixes parses CIDRs that checkEdge has checked.
+func prefixes(list []string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range list {
+		pfx, _ := config.ParsePrefix(p)
+		out = append(out, pfx)
+	}
+	return out
+}
+
 // edge translates a listener's PROXY protocol, access, limit and SNI
 // settings; checkEdge has checked them. s.mu is held, and the pools of
 // next exist.
 func (s *server) edge(lc config.Listener, next *config.Config) tcplb.Edge {
-	prefixes := func(list []string) []netip.Prefix {
-		var out []netip.Prefix
-		for _, p := range list {
-			pfx, _ := config.ParsePrefix(p)
-			out = append(out, pfx)
-		}
-		return out
-	}
 	e := tcplb.Edge{
 		Allow:             prefixes(lc.Allow),
 		Deny:              prefixes(lc.Deny),
@@ -265,19 +360,29 @@ func checkEdge(lc config.Listener) error {
 
 // listenKey identifies a listener across reloads: its address, which
 // keeps its socket when it stays; with port 0, which stands for a new
-// port each time, its name and address.
+// port each time, its name and address. A UDP listener's key starts with
+// "udp ", so that TCP and UDP on one address are two sockets.
 func listenKey(l config.Listener) string {
+	key := l.Listen
 	if _, port, _ := net.SplitHostPort(l.Listen); port == "0" {
-		return l.Name + "@" + l.Listen
+		key = l.Name + "@" + l.Listen
 	}
-	return l.Listen
+	if l.Protocol == config.ProtocolUDP {
+		key = "udp " + key
+	}
+	return key
 }
 
 // serve runs l's balancer until it is stopped; a listener that fails on its
 // own stops the daemon.
 func (s *server) serve(l *listener) {
-	err := l.lb.Serve(l.ln)
-	if errors.Is(err, tcplb.ErrBalancerClosed) {
+	var err error
+	if l.udp != nil {
+		err = l.udp.Serve(l.pc)
+	} else {
+		err = l.lb.Serve(l.ln)
+	}
+	if errors.Is(err, tcplb.ErrBalancerClosed) || errors.Is(err, tcplb.ErrUDPBalancerClosed) {
 		return
 	}
 	select {
@@ -289,17 +394,15 @@ func (s *server) serve(l *listener) {
 // stopListener closes l's socket at once and lets its connections finish
 // for up to drain, in the background.
 func (s *server) stopListener(l *listener, drain time.Duration) {
-	l.lb.StopAccepting()
-	if nl, ok := l.ln.(*netListener); ok {
-		nl.forget()
-	}
+	l.balancer().StopAccepting()
+	l.held.forget()
 	s.log.Info("listener removed: no new connections; open ones may finish", "listener", l.cfg.Name, "addr", l.cfg.Listen, "drain", drain)
 	s.draining.Add(1)
 	go func() {
 		defer s.draining.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), drain)
 		defer cancel()
-		if err := l.lb.Shutdown(ctx); err != nil {
+		if err := l.balancer().Shutdown(ctx); err != nil {
 			s.log.Warn("drain timeout: closed open connections", "listener", l.cfg.Name, "drain", drain)
 		}
 	}()
@@ -431,10 +534,8 @@ func (s *server) stopAccepting() {
 	defer s.mu.Unlock()
 	s.closing = true
 	for _, l := range s.listeners {
-		l.lb.StopAccepting()
-		if nl, ok := l.ln.(*netListener); ok {
-			nl.forget() // the daemon's duplicate too, or the socket would stay open
-		}
+		l.balancer().StopAccepting()
+		l.held.forget() // the daemon's duplicate too, or the socket would stay open
 	}
 }
 
@@ -453,7 +554,7 @@ func (s *server) shutdown(drain time.Duration) {
 	var wg sync.WaitGroup
 	for _, l := range listeners {
 		wg.Go(func() {
-			if err := l.lb.Shutdown(ctx); err != nil {
+			if err := l.balancer().Shutdown(ctx); err != nil {
 				s.log.Warn("drain timeout: closed open connections", "listener", l.cfg.Name, "drain", drain)
 			}
 		})

@@ -20,9 +20,9 @@ import (
 // bound anew.
 type sockets struct {
 	mu        sync.Mutex
-	inherited map[string]*os.File     // from an upgrade, by key
-	activated []*os.File              // from systemd, not yet claimed
-	open      map[string]*netListener // in use, by key
+	inherited map[string]*os.File // from an upgrade, by key
+	activated []*os.File          // from systemd, not yet claimed
+	open      map[string]*held    // in use, by key
 }
 
 // Environment of a process started by an upgrade: listenFdsEnv lists the
@@ -37,7 +37,7 @@ const (
 // clears the environment variables that described them so that processes
 // it starts do not take them for theirs.
 func inheritSockets() (*sockets, error) {
-	s := &sockets{inherited: map[string]*os.File{}, open: map[string]*netListener{}}
+	s := &sockets{inherited: map[string]*os.File{}, open: map[string]*held{}}
 	if v, ok := os.LookupEnv(listenFdsEnv); ok {
 		os.Unsetenv(listenFdsEnv)
 		for line := range strings.Lines(v) {
@@ -60,7 +60,7 @@ func inheritSockets() (*sockets, error) {
 
 // listen returns a listening socket for the configured address addr,
 // known across upgrades as key.
-func (s *sockets) listen(key, addr string) (net.Listener, error) {
+func (s *sockets) listen(key, addr string) (*netListener, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.open[key] != nil {
@@ -78,13 +78,57 @@ func (s *sockets) listen(key, addr string) (net.Listener, error) {
 			return nil, err
 		}
 	}
-	nl := &netListener{Listener: ln, s: s, key: key}
-	if err := nl.keepDup(); err != nil {
+	sc, _ := ln.(syscall.Conn) // every listener net makes is one
+	h, err := s.hold(key, sc)
+	if err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("%s: %v", addr, err)
 	}
-	s.open[key] = nl
-	return nl, nil
+	return &netListener{Listener: ln, held: h}, nil
+}
+
+// listenPacket returns a UDP socket for the configured address addr,
+// known across upgrades as key, and the daemon's hold on it (forget it
+// when the listener goes).
+func (s *sockets) listenPacket(key, addr string) (*net.UDPConn, *held, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.open[key] != nil {
+		return nil, nil, fmt.Errorf("%s: already in use by this process", addr)
+	}
+	pc, err := s.claimPacket(key, addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	if pc == nil {
+		ua, err := net.ResolveUDPAddr("udp", addr)
+		if err != nil {
+			return nil, nil, err
+		}
+		if pc, err = net.ListenUDP("udp", ua); err != nil {
+			return nil, nil, err
+		}
+	}
+	h, err := s.hold(key, pc)
+	if err != nil {
+		pc.Close()
+		return nil, nil, fmt.Errorf("%s: %v", addr, err)
+	}
+	return pc, h, nil
+}
+
+// hold records c as open under key, with the daemon's duplicate of it.
+// s.mu is held.
+func (s *sockets) hold(key string, c syscall.Conn) (*held, error) {
+	h := &held{s: s, key: key, dup: -1}
+	if c != nil {
+		var err error
+		if h.dup, err = rawDup(c); err != nil {
+			return nil, err
+		}
+	}
+	s.open[key] = h
+	return h, nil
 }
 
 // claim returns an inherited socket for key or addr, or nil.
@@ -113,23 +157,63 @@ func (s *sockets) claim(key, addr string) (net.Listener, error) {
 	return nil, nil
 }
 
+// claimPacket returns an inherited UDP socket for key or addr, or nil.
+func (s *sockets) claimPacket(key, addr string) (*net.UDPConn, error) {
+	if f := s.inherited[key]; f != nil {
+		delete(s.inherited, key)
+		defer f.Close()
+		pc, err := net.FilePacketConn(f)
+		if err != nil {
+			return nil, fmt.Errorf("inherited socket for %s: %v", addr, err)
+		}
+		uc, ok := pc.(*net.UDPConn)
+		if !ok {
+			pc.Close()
+			return nil, fmt.Errorf("inherited socket for %s is not a UDP socket", addr)
+		}
+		return uc, nil
+	}
+	for i, f := range s.activated {
+		pc, err := net.FilePacketConn(f)
+		if err != nil {
+			continue
+		}
+		if uc, ok := pc.(*net.UDPConn); ok && sameAddr(addr, uc.LocalAddr()) {
+			s.activated = slices.Delete(s.activated, i, i+1)
+			f.Close()
+			return uc, nil
+		}
+		pc.Close()
+	}
+	return nil, nil
+}
+
 // sameAddr reports whether a socket bound to got serves the configured
 // address want: the same port, and the same IP, or any IP when want's host
 // is empty or unspecified.
 func sameAddr(want string, got net.Addr) bool {
+	var ip net.IP
+	var gport int
+	switch a := got.(type) {
+	case *net.TCPAddr:
+		ip, gport = a.IP, a.Port
+	case *net.UDPAddr:
+		ip, gport = a.IP, a.Port
+	default:
+		return false
+	}
 	host, port, err := net.SplitHostPort(want)
-	ga, ok := got.(*net.TCPAddr)
-	if err != nil || !ok || port != strconv.Itoa(ga.Port) {
+	if err != nil || port != strconv.Itoa(gport) {
 		return false
 	}
 	if host == "" {
-		return ga.IP.IsUnspecified()
+		return ip.IsUnspecified()
 	}
 	ips, err := net.LookupIP(host)
 	if err != nil {
 		return false
 	}
-	return slices.ContainsFunc(ips, ga.IP.Equal)
+	return slices.ContainsFunc(ips, ip.Equal)
 }
 
 // release closes what was inherited and not claimed by the configuration,
@@ -155,8 +239,8 @@ func (s *sockets) files() ([]*os.File, string, error) {
 	defer s.mu.Unlock()
 	var files []*os.File
 	var env strings.Builder
-	for key, nl := range s.open {
-		f, err := nl.file()
+	for key, h := range s.open {
+		f, err := h.file()
 		if err != nil {
 			for _, f := range files {
 				f.Close()
@@ -169,38 +253,45 @@ func (s *sockets) files() ([]*os.File, string, error) {
 	return files, env.String(), nil
 }
 
-// netListener is a listening socket that the daemon keeps a duplicate
-// of until a reload removes it (forget), so that an upgrade can pass it on
-// even after a balancer on the event loops has taken the socket over and
-// closed the listener itself. Accept returns the inner listener's
-// connections unchanged (*net.TCPConn, which the splice path needs).
-type netListener struct {
-	net.Listener
+// held is a socket in use that the daemon keeps a raw duplicate of (not
+// in Go's poller) until a reload removes its listener (forget), so that an
+// upgrade can pass it on even after a balancer on the event loops has
+// taken the socket over and closed the listener itself, or a UDP balancer
+// has stopped reading it.
+type held struct {
 	s    *sockets
 	key  string
-	dup  int // a raw duplicate of the socket (not in Go's poller); -1 if none
+	dup  int // -1 if none (Windows)
 	once sync.Once
 }
 
 // forget closes the daemon's duplicate, so that an upgrade does not pass
 // on the socket and, once the balancer has let go of it, the port is free.
-func (l *netListener) forget() {
-	l.once.Do(func() {
-		l.s.mu.Lock()
-		if l.s.open[l.key] == l {
-			delete(l.s.open, l.key)
+func (h *held) forget() {
+	h.once.Do(func() {
+		h.s.mu.Lock()
+		if h.s.open[h.key] == h {
+			delete(h.s.open, h.key)
 		}
-		l.s.mu.Unlock()
-		closeDup(l.dup)
+		h.s.mu.Unlock()
+		closeDup(h.dup)
 	})
 }
 
 // file returns a new duplicate of the socket, for an upgrade.
-func (l *netListener) file() (*os.File, error) {
-	if l.dup < 0 {
-		return nil, fmt.Errorf("%T cannot be passed on", l.Listener)
+func (h *held) file() (*os.File, error) {
+	if h.dup < 0 {
+		return nil, fmt.Errorf("cannot be passed on on this system")
 	}
-	return dupFile(l.dup, "listener "+l.key)
+	return dupFile(h.dup, "listener "+h.key)
+}
+
+// netListener is a TCP listening socket that the daemon holds (see held).
+// Accept returns the inner listener's connections unchanged
+// (*net.TCPConn, which the splice path needs).
+type netListener struct {
+	net.Listener
+	*held
 }
 
 // SyscallConn gives the event loops the socket (see tcplb.Balancer.Serve).

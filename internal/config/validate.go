@@ -472,6 +472,10 @@ func (c *Config) validateListeners(errs *errorList, pools []string) {
 				errs.add(0, path+".pool", "%s: its proxy_protocol %s is not available for UDP yet: give this udp listener a pool without it",
 					quote(pool), pc.ProxyProtocol)
 			}
+			if pc := c.pool(pool); pc != nil && pc.Health != nil && pc.Health.Port == 0 {
+				errs.add(0, path+".pool", "%s: its health checks would connect over TCP to the UDP backends' own port: set health.port to a TCP port that tells the backend's health (UDP send/expect checks are not available yet)",
+					quote(pool))
+			}
 			continue
 		}
 		l.validateTCPOnly(errs, path)

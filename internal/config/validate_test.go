@@ -413,6 +413,21 @@ func TestValidate(t *testing.T) {
 		}, []string{
 			`listeners[0].pool: "default": its proxy_protocol v2 is not available for UDP yet: give this udp listener a pool without it`,
 		}},
+		{"udp pool with health checks on the backends' port", func(c *Config) {
+			h := &Health{}
+			h.setDefaults()
+			c.Pools[0].Health = h
+			c.Listeners[0].Protocol = "udp"
+		}, []string{
+			`listeners[0].pool: "default": its health checks would connect over TCP to the UDP backends' own port: set health.port to a TCP port that tells the backend's health (UDP send/expect checks are not available yet)`,
+		}},
+		{"udp pool with health checks on a TCP port", func(c *Config) {
+			h := &Health{}
+			h.setDefaults()
+			h.Port = 8080
+			c.Pools[0].Health = h
+			c.Listeners[0].Protocol = "udp"
+		}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
