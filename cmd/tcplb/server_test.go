@@ -243,3 +243,27 @@ pools: [{name: app, health: {interval: 10ms, port: %s}, backends: [%q]}]
 		t.Errorf("after reload: %+v, want the same backend still down since %v", got.State(), before.Since)
 	}
 }
+
+// TestApplyAdminMoveFreesPort: a reload that moves the admin listener
+// frees its old port (the daemon's duplicate of the socket is closed too).
+func TestApplyAdminMoveFreesPort(t *testing.T) {
+	b1 := backendServer(t, "b1")
+	first, second := freePort(t), freePort(t)
+	s := newTestServer(t)
+	cfg := `
+listeners: [{listen: "127.0.0.1:0"}]
+pools: [{name: app, backends: [%q]}]
+admin: {listen: %q}
+`
+	if err := s.apply(mustParse(t, fmt.Sprintf(cfg, b1, first))); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.apply(mustParse(t, fmt.Sprintf(cfg, b1, second))); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", first)
+	if err != nil {
+		t.Fatalf("the admin listener's old address %s is still bound after it moved: %v", first, err)
+	}
+	ln.Close()
+}
