@@ -233,7 +233,13 @@ func (p *Proxy) open(client netip.AddrPort, first []byte) *session {
 		v.Session.Ended(DialFailed, err)
 		return nil
 	}
-	s := &session{p: p, client: client, conn: conn, ev: v.Session, prefix: v.Prefix}
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		conn.Close()
+		v.Session.Ended(DialFailed, err)
+		return nil
+	}
+	s := &session{p: p, client: client, conn: conn, rc: rc, ev: v.Session, prefix: v.Prefix}
 	s.why.Store(-1)
 	s.last.Store(nanotime())
 	p.mu.Lock()
@@ -326,6 +332,9 @@ type session struct {
 	p      *Proxy
 	client netip.AddrPort
 	conn   *net.UDPConn // connected to the backend
+	rc     syscall.RawConn
+	//lint:ignore U1000 used where a session has its own reply buffer (reply_other.go)
+	buf    *[]byte
 	ev     Session
 	prefix []byte
 
@@ -353,7 +362,6 @@ func (s *session) send(b []byte) error {
 // timeout with the read deadline, extended, not reset per datagram.
 func (s *session) replies() {
 	defer s.p.wg.Done()
-	buf := make([]byte, MaxDatagram+1)
 	replies := 0
 	for {
 		idle := time.Duration(s.p.idle.Load())
@@ -365,8 +373,11 @@ func (s *session) replies() {
 			s.finish(Reason(why), nil)
 			return
 		}
-		n, err := s.conn.Read(buf)
+		buf, n, err := s.readReply()
 		if why := s.why.Load(); why >= 0 {
+			if buf != nil {
+				doneReply(buf)
+			}
 			s.finish(Reason(why), nil)
 			return
 		}
@@ -395,7 +406,9 @@ func (s *session) replies() {
 			// client's next datagram, however quick, opens a new session.
 			s.detach()
 		}
-		if _, err := s.p.pc.WriteToUDPAddrPort(buf[:n], s.client); err == nil {
+		_, err = s.p.pc.WriteToUDPAddrPort((*buf)[:n], s.client)
+		doneReply(buf)
+		if err == nil {
 			s.ev.FromBackend(n)
 		}
 		if last {
