@@ -9,7 +9,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tcplb/tcplb/internal/admin"
 	"github.com/tcplb/tcplb/internal/admin/ui"
-	"github.com/tcplb/tcplb/internal/config"
 )
 
 // adminServer is the admin HTTP listener. Its handler is swapped on each
@@ -60,10 +59,8 @@ func (s *server) adminConfig() admin.Config {
 		Collectors:     []prometheus.Collector{reloadCollector{s}},
 	}
 	for _, lc := range s.cfg.Listeners {
-		if lc.Protocol == config.ProtocolUDP {
-			continue // the API does not show UDP listeners yet
-		}
-		c.Listeners = append(c.Listeners, admin.Listener{Name: lc.Name, Pool: lc.Pool, Balancer: s.listeners[listenKey(lc)].lb})
+		l := s.listeners[listenKey(lc)]
+		c.Listeners = append(c.Listeners, admin.Listener{Name: lc.Name, Pool: lc.Pool, Balancer: l.lb, UDP: l.udp})
 	}
 	for _, pc := range s.cfg.Pools {
 		c.Pools = append(c.Pools, admin.Pool{Pool: s.pools[pc.Name], Strategy: pc.Strategy})

@@ -309,3 +309,31 @@ timeouts: {drain: 300ms}
 		t.Errorf("access log %v, want end shutdown on listener 127.0.0.1:0/udp (the default name)", rec)
 	}
 }
+
+// TestUDPAdmin: the daemon's admin listener shows UDP listeners: their
+// metrics, and the API's listeners with protocol udp.
+func TestUDPAdmin(t *testing.T) {
+	b1 := startUDPBackend(t, "b1")
+	d := startDaemon(t, "-protocol", "udp", "-listen", "127.0.0.1:0", "-backends", b1.addr, "-admin", "127.0.0.1:0")
+	addr := d.listenAddr(t, 1)
+	admin := d.waitLog(t, "admin listening", 1)["addr"].(string)
+	c := newUDPClient(t, addr)
+	c.ask("1")
+	c.ask("2")
+	body := get(t, "http://"+admin+"/metrics")
+	for _, want := range []string{`tcplb_udp_sessions_total{listener="main"} 1`, `tcplb_udp_datagrams_total{direction="out",listener="main"} 2`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	var pools struct {
+		Listeners []struct {
+			Name, Protocol string
+			Active         int
+		}
+	}
+	getJSON(t, "http://"+admin+"/api/v1/pools", &pools)
+	if len(pools.Listeners) != 1 || pools.Listeners[0].Protocol != "udp" || pools.Listeners[0].Active != 1 {
+		t.Errorf("API listeners = %+v, want main, udp, 1 session", pools.Listeners)
+	}
+}

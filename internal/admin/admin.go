@@ -63,11 +63,13 @@ type Config struct {
 	UI http.Handler
 }
 
-// Listener is one of the daemon's balancers.
+// Listener is one of the daemon's balancers: a TCP one (Balancer) or a
+// UDP one (UDP).
 type Listener struct {
-	Name     string          // the listener's unique name: the "listener" label and JSON "name"
-	Pool     string          // the name of the pool it serves
-	Balancer *tcplb.Balancer // the listener is left out if nil
+	Name     string             // the listener's unique name: the "listener" label and JSON "name"
+	Pool     string             // the name of the pool it serves
+	Balancer *tcplb.Balancer    // a TCP listener
+	UDP      *tcplb.UDPBalancer // a UDP listener, if Balancer is nil; left out if both are nil
 }
 
 // Pool is one of the daemon's pools.
@@ -87,10 +89,10 @@ type handler struct {
 }
 
 // New returns the admin handler for c. It is safe for concurrent use.
-// Listeners with a nil Balancer and Pools with a nil Pool are left out.
+// Listeners with neither balancer and Pools with a nil Pool are left out.
 func New(c Config) http.Handler {
 	h := &handler{
-		listeners:      slices.DeleteFunc(slices.Clone(c.Listeners), func(l Listener) bool { return l.Balancer == nil }),
+		listeners:      slices.DeleteFunc(slices.Clone(c.Listeners), func(l Listener) bool { return l.Balancer == nil && l.UDP == nil }),
 		pools:          slices.DeleteFunc(slices.Clone(c.Pools), func(p Pool) bool { return p.Pool == nil }),
 		token:          []byte(c.Token),
 		protectMetrics: c.ProtectMetrics,

@@ -30,12 +30,22 @@ type poolsReply struct {
 	Pools     []poolJSON     `json:"pools"`
 }
 
+// listenerJSON is a listener in the pools answer. For a UDP listener,
+// active and accepted count sessions (open now; opened), rejected counts
+// dropped datagrams by tcplb.UDPDropReasons, and the datagram and byte
+// counters are set.
 type listenerJSON struct {
 	Name     string            `json:"name"`
 	Pool     string            `json:"pool"`
+	Protocol string            `json:"protocol"` // tcp or udp
 	Active   int               `json:"active"`
 	Accepted uint64            `json:"accepted"`
-	Rejected map[string]uint64 `json:"rejected"` // keyed by rejectLabels
+	Rejected map[string]uint64 `json:"rejected"` // keyed by rejectLabels (tcp) or tcplb.UDPDropReasons (udp)
+
+	DatagramsIn  uint64 `json:"datagrams_in,omitempty"`  // udp: from clients
+	DatagramsOut uint64 `json:"datagrams_out,omitempty"` // udp: replies to clients
+	BytesIn      uint64 `json:"bytes_in,omitempty"`
+	BytesOut     uint64 `json:"bytes_out,omitempty"`
 }
 
 type poolJSON struct {
@@ -102,13 +112,21 @@ func (h *handler) listPools(w http.ResponseWriter, r *http.Request) {
 		Pools:     make([]poolJSON, 0, len(h.pools)),
 	}
 	for _, l := range h.listeners {
+		if l.UDP != nil {
+			s := l.UDP.Stats()
+			reply.Listeners = append(reply.Listeners, listenerJSON{
+				Name: l.Name, Pool: l.Pool, Protocol: "udp", Active: int(s.Active), Accepted: uint64(s.Total), Rejected: s.Dropped,
+				DatagramsIn: s.DatagramsIn, DatagramsOut: s.DatagramsOut, BytesIn: s.BytesIn, BytesOut: s.BytesOut,
+			})
+			continue
+		}
 		s := l.Balancer.Stats()
 		rejected := make(map[string]uint64, len(rejectLabels))
 		for _, r := range rejectLabels {
 			rejected[r.label] = s.Rejected[r.end]
 		}
 		reply.Listeners = append(reply.Listeners, listenerJSON{
-			Name: l.Name, Pool: l.Pool, Active: s.Active, Accepted: s.Accepted, Rejected: rejected,
+			Name: l.Name, Pool: l.Pool, Protocol: "tcp", Active: s.Active, Accepted: s.Accepted, Rejected: rejected,
 		})
 	}
 	for _, p := range h.pools {
@@ -196,6 +214,9 @@ func (h *handler) listConnections(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	conns := []connJSON{}
 	for _, l := range h.listeners {
+		if l.Balancer == nil {
+			continue // UDP sessions are not listed (yet)
+		}
 		for _, c := range l.Balancer.Connections(limit) {
 			conns = append(conns, connJSON{
 				Listener:     l.Name,

@@ -27,7 +27,7 @@ func TestPools(t *testing.T) {
 	if got.Time.Before(before) || time.Since(got.Time) > time.Minute {
 		t.Errorf("time = %v, want about now", got.Time)
 	}
-	wantL := []listenerJSON{{Name: "main", Pool: "app", Active: 0, Accepted: 3,
+	wantL := []listenerJSON{{Name: "main", Pool: "app", Protocol: "tcp", Active: 0, Accepted: 3,
 		Rejected: map[string]uint64{"no_backend": 0, "backends_full": 0, "connect_failed": 0, "listener_full": 0,
 			"proxy_header": 0, "denied": 0, "source_conns": 0, "source_rate": 0, "sni": 0}}}
 	if fmt.Sprint(got.Listeners) != fmt.Sprint(wantL) {
@@ -70,7 +70,7 @@ func TestPools(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantKeys := map[string]string{
-		"listener": "accepted active name pool rejected",
+		"listener": "accepted active name pool protocol rejected",
 		"backend":  "active addr bytes_in bytes_out connect_errors max_conns ramp reason since state total weight",
 	}
 	for what, m := range map[string]map[string]json.RawMessage{"listener": raw.Listeners[0], "backend": raw.Pools[0].Backends[0]} {

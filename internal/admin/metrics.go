@@ -40,6 +40,8 @@ type collector struct {
 
 	loopAccepted *prometheus.Desc
 
+	udpDatagrams, udpBytes, udpActive, udpTotal, udpDropped *prometheus.Desc
+
 	backendTotal, backendActive, backendUp, backendErrors, backendBytes,
 	backendWeight, backendState, backendConnect *prometheus.Desc
 }
@@ -63,6 +65,20 @@ func newCollector(listeners []Listener, pools []Pool) *collector {
 			[]string{"listener", "reason"}, nil),
 		duration: prometheus.NewDesc("tcplb_connection_duration_seconds",
 			"Lifetime of the connections that reached a backend, from accept to close.", l, nil),
+
+		udpDatagrams: prometheus.NewDesc("tcplb_udp_datagrams_total",
+			"Datagrams a UDP listener forwarded, by direction: in = from clients to backends, out = replies to clients.",
+			[]string{"listener", "direction"}, nil),
+		udpBytes: prometheus.NewDesc("tcplb_udp_bytes_total",
+			"Payload bytes a UDP listener forwarded, by direction as tcplb_udp_datagrams_total.",
+			[]string{"listener", "direction"}, nil),
+		udpActive: prometheus.NewDesc("tcplb_udp_active_sessions",
+			"UDP sessions (client addresses with a backend) the listener holds now.", l, nil),
+		udpTotal: prometheus.NewDesc("tcplb_udp_sessions_total",
+			"UDP sessions the listener opened.", l, nil),
+		udpDropped: prometheus.NewDesc("tcplb_udp_dropped_datagrams_total",
+			"Client datagrams a UDP listener dropped, by reason: no_backend (none available), max_sessions, too_large (over max_datagram), denied (allow/deny), send_failed (the send to the backend failed).",
+			[]string{"listener", "reason"}, nil),
 
 		loopAccepted: prometheus.NewDesc("tcplb_event_loop_connections_total",
 			"Client connections accepted by each event loop (engine epoll), by loop index: how the loops share the work.",
@@ -92,6 +108,7 @@ func newCollector(listeners []Listener, pools []Pool) *collector {
 func (c *collector) descs() []*prometheus.Desc {
 	return []*prometheus.Desc{
 		c.accepted, c.active, c.rejected, c.duration, c.proxyErrors, c.loopAccepted,
+		c.udpDatagrams, c.udpBytes, c.udpActive, c.udpTotal, c.udpDropped,
 		c.backendTotal, c.backendActive, c.backendUp, c.backendErrors, c.backendBytes,
 		c.backendWeight, c.backendState, c.backendConnect,
 	}
@@ -108,6 +125,19 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter, gauge := prometheus.CounterValue, prometheus.GaugeValue
 	for _, l := range c.listeners {
+		if l.UDP != nil {
+			s := l.UDP.Stats()
+			ch <- prometheus.MustNewConstMetric(c.udpDatagrams, counter, float64(s.DatagramsIn), l.Name, "in")
+			ch <- prometheus.MustNewConstMetric(c.udpDatagrams, counter, float64(s.DatagramsOut), l.Name, "out")
+			ch <- prometheus.MustNewConstMetric(c.udpBytes, counter, float64(s.BytesIn), l.Name, "in")
+			ch <- prometheus.MustNewConstMetric(c.udpBytes, counter, float64(s.BytesOut), l.Name, "out")
+			ch <- prometheus.MustNewConstMetric(c.udpActive, gauge, float64(s.Active), l.Name)
+			ch <- prometheus.MustNewConstMetric(c.udpTotal, counter, float64(s.Total), l.Name)
+			for _, reason := range tcplb.UDPDropReasons {
+				ch <- prometheus.MustNewConstMetric(c.udpDropped, counter, float64(s.Dropped[reason]), l.Name, reason)
+			}
+			continue
+		}
 		s := l.Balancer.Stats()
 		ch <- prometheus.MustNewConstMetric(c.accepted, counter, float64(s.Accepted), l.Name)
 		ch <- prometheus.MustNewConstMetric(c.active, gauge, float64(s.Active), l.Name)

@@ -145,7 +145,8 @@ func TestCollectorDescribe(t *testing.T) {
 	e := newEnv(t, nil)
 	e.exchange("x")
 	reg := prometheus.NewPedanticRegistry()
-	c := newCollector([]Listener{{Name: "main", Pool: "app", Balancer: e.lb}},
+	u := udpListener(t)
+	c := newCollector([]Listener{{Name: "main", Pool: "app", Balancer: e.lb}, {Name: "dns", Pool: "dns", UDP: u}},
 		[]Pool{{Pool: e.pool, Strategy: "round-robin"}, {Pool: e.v6, Strategy: "round-robin"}})
 	reg.MustRegister(c)
 	families, err := reg.Gather()
@@ -155,12 +156,12 @@ func TestCollectorDescribe(t *testing.T) {
 	ch := make(chan *prometheus.Desc, 100)
 	c.Describe(ch)
 	close(ch)
-	want := 13
+	want := 18
 	if tcplb.EventLoopConnections() != nil {
 		want++ // tcplb_event_loop_connections_total, with the event loops running
 	}
-	if len(ch) != 14 || len(families) != want {
-		t.Errorf("Describe sent %d descs, Gather found %d families; want 14 and %d", len(ch), len(families), want)
+	if len(ch) != 19 || len(families) != want {
+		t.Errorf("Describe sent %d descs, Gather found %d families; want 19 and %d", len(ch), len(families), want)
 	}
 }
 

@@ -34,11 +34,14 @@ type apiRequest struct {
 }
 
 type fakeListener struct {
-	Name     string         `json:"name"`
-	Pool     string         `json:"pool"`
-	Active   int64          `json:"active"`
-	Accepted int64          `json:"accepted"`
-	Rejected map[string]int `json:"rejected"`
+	Name         string         `json:"name"`
+	Pool         string         `json:"pool"`
+	Protocol     string         `json:"protocol"`
+	Active       int64          `json:"active"`
+	Accepted     int64          `json:"accepted"`
+	Rejected     map[string]int `json:"rejected"`
+	DatagramsIn  int64          `json:"datagrams_in,omitempty"`
+	DatagramsOut int64          `json:"datagrams_out,omitempty"`
 }
 
 type fakePool struct {
@@ -84,6 +87,8 @@ func newFakeAPI() *fakeAPI {
 		listeners: []*fakeListener{
 			{Name: "main", Pool: "app", Rejected: map[string]int{"no_backend": 0, "backends_full": 0, "connect_failed": 1}},
 			{Name: "postgres", Pool: "db", Rejected: map[string]int{"no_backend": 0, "backends_full": 2, "connect_failed": 0}},
+			{Name: "dns", Pool: "resolvers", Protocol: "udp", Active: 7, Accepted: 1234, DatagramsIn: 2500, DatagramsOut: 2400,
+				Rejected: map[string]int{"no_backend": 0, "max_sessions": 3, "too_large": 1, "denied": 0, "send_failed": 0}},
 		},
 		pools: []*fakePool{
 			{Name: "app", Strategy: "round-robin", Backends: []*fakeBackend{

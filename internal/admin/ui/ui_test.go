@@ -316,6 +316,13 @@ func TestDashboard(t *testing.T) {
 				t.Errorf("listener summary = %q, want %q in it", listeners, want)
 			}
 		}
+		// A UDP listener shows its sessions, datagrams and drops.
+		udp := eval[string](p, `document.querySelector('li.listener[data-listener="dns"]').textContent`)
+		for _, want := range []string{"dns", "udp", "7 sessions", "1,234 opened", "4,900 datagrams", "4 dropped"} {
+			if !strings.Contains(udp, want) {
+				t.Errorf("UDP listener chip = %q, want %q in it", udp, want)
+			}
+		}
 		waitFor[bool](p, "status live", `document.querySelector("#status").dataset.state === "live"`)
 	})
 

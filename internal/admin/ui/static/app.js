@@ -224,10 +224,16 @@
         const li = document.createElement('li');
         li.className = 'listener';
         li.dataset.listener = l.name;
-        li.innerHTML = '<span class="l-name"></span><span class="l-pool"></span>' +
-          '<span class="l-stat"><b data-field="active"></b> active</span>' +
-          '<span class="l-stat"><b data-field="accepted"></b> accepted</span>' +
-          '<span class="l-stat l-rej"><b data-field="rejected"></b> rejected</span>';
+        // A UDP listener's counts are sessions (open, opened) and dropped
+        // datagrams; a TCP one's are connections.
+        const udp = l.protocol === 'udp';
+        li.dataset.protocol = udp ? 'udp' : 'tcp';
+        li.innerHTML = '<span class="l-name"></span>' + (udp ? '<span class="l-proto">udp</span>' : '') +
+          '<span class="l-pool"></span>' +
+          '<span class="l-stat"><b data-field="active"></b> ' + (udp ? 'sessions' : 'active') + '</span>' +
+          '<span class="l-stat"><b data-field="accepted"></b> ' + (udp ? 'opened' : 'accepted') + '</span>' +
+          (udp ? '<span class="l-stat"><b data-field="datagrams"></b> datagrams</span>' : '') +
+          '<span class="l-stat l-rej"><b data-field="rejected"></b> ' + (udp ? 'dropped' : 'rejected') + '</span>';
         chip = {
           li,
           name: li.querySelector('.l-name'),
@@ -235,6 +241,7 @@
           active: li.querySelector('[data-field="active"]'),
           accepted: li.querySelector('[data-field="accepted"]'),
           rejected: li.querySelector('[data-field="rejected"]'),
+          datagrams: li.querySelector('[data-field="datagrams"]'),
           rej: li.querySelector('.l-rej'),
           lastRejected: null,
           rejectedAt: 0,
@@ -247,6 +254,7 @@
       setText(chip.pool, '→ ' + l.pool);
       setText(chip.active, intFmt.format(l.active || 0));
       setText(chip.accepted, intFmt.format(l.accepted || 0));
+      if (chip.datagrams) setText(chip.datagrams, intFmt.format((l.datagrams_in || 0) + (l.datagrams_out || 0)));
       const rej = rejectedTotal(l.rejected);
       setText(chip.rejected, intFmt.format(rej));
       if (chip.lastRejected !== null && rej > chip.lastRejected) chip.rejectedAt = Date.now();
@@ -254,7 +262,8 @@
       // Colour the count only while rejections are recent, not for ever.
       chip.rej.classList.toggle('recent', Date.now() - chip.rejectedAt < 60000);
       const parts = Object.entries(l.rejected || {}).map(([k, v]) => `${k.replace(/_/g, ' ')}: ${v}`);
-      setAttr(chip.rej, 'title', parts.length ? 'rejected — ' + parts.join(', ') : 'rejected');
+      const what = chip.datagrams ? 'dropped datagrams' : 'rejected';
+      setAttr(chip.rej, 'title', parts.length ? what + ' — ' + parts.join(', ') : what);
     }
     for (const [name, chip] of listeners) {
       if (!seen.has(name)) { chip.li.remove(); listeners.delete(name); }
