@@ -3,6 +3,7 @@ package tcplb
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tcplb/tcplb/internal/dgram"
+	"github.com/tcplb/tcplb/internal/proxyproto"
 )
 
 // DefaultUDPIdleTimeout is how long a UDP session lasts without a datagram
@@ -36,6 +38,13 @@ const DefaultUDPIdleTimeout = 30 * time.Second
 // connection to keep, so the client loses nothing. A session holds its
 // backend like a connection: it counts in Backend.Active, so least-conn
 // balances sessions.
+//
+// With the pool's SendProxy set to ProxyV2, every datagram to a backend
+// starts with a PROXY v2 header of transport UDP (family UDP4 or UDP6, as
+// the spec has it for SOCK_DGRAM) carrying the client's address and the
+// listening socket's address (for a socket bound to a wildcard address,
+// 0.0.0.0 or ::, with its port). ProxyV1 has no UDP form: Serve and Reload
+// refuse a pool with it, and a pool changed to it later sends no header.
 //
 // Fields must be set before Serve and not changed afterwards; Reload
 // changes them on a running balancer.
@@ -82,6 +91,7 @@ type UDPBalancer struct {
 	stopped, closed bool                        // StopAccepting; Shutdown or Close (before Serve too)
 	cur             atomic.Pointer[udpSettings] // what new sessions use; set by Serve and Reload
 	pools           map[*Pool]struct{}          // earlier pools, which sessions may still use; under mu
+	local           netip.AddrPort              // the listening socket's address, for PROXY headers; set by Serve
 
 	sessions atomic.Int64
 	total    atomic.Uint64
@@ -151,6 +161,8 @@ func (u *UDPBalancer) settings() (*udpSettings, error) {
 		return nil, errors.New("tcplb: UDPBalancer.MaxDatagram must be 0 to 65535")
 	case u.Responses < 0 || u.MaxSessions < 0:
 		return nil, errors.New("tcplb: UDPBalancer.Responses and MaxSessions must not be negative")
+	case u.Pool.Options().SendProxy == ProxyV1:
+		return nil, fmt.Errorf("tcplb: pool %s sends PROXY v1, which has no UDP form: a UDPBalancer's pool can send v2", u.Pool.Name())
 	}
 	s := &udpSettings{
 		name: u.Name, pool: u.Pool, idle: u.IdleTimeout,
@@ -192,6 +204,8 @@ func (u *UDPBalancer) Serve(pc *net.UDPConn) error {
 		return err
 	}
 	u.proxy = p
+	u.local = pc.LocalAddr().(*net.UDPAddr).AddrPort()
+	u.local = netip.AddrPortFrom(u.local.Addr().Unmap(), u.local.Port())
 	u.cur.Store(s)
 	if u.stopped {
 		p.Stop()
@@ -365,9 +379,13 @@ func (h udpPolicy) Open(client netip.AddrPort, _ []byte) dgram.Verdict {
 		u.logger().Warn("UDP backend lookup failed", "listener", cfg.name, "backend", b.addr, "err", err)
 		return dgram.Verdict{}
 	}
+	var prefix []byte
+	if cfg.pool.opts.Load().SendProxy == ProxyV2 {
+		prefix = proxyproto.AppendV2Datagram(nil, client, u.local)
+	}
 	b.total.Add(1)
 	u.total.Add(1)
-	return dgram.Verdict{Session: &udpSession{u: u, cfg: cfg, b: b, client: client, start: time.Now(), seen: avail}, Backend: ap}
+	return dgram.Verdict{Session: &udpSession{u: u, cfg: cfg, b: b, client: client, start: time.Now(), seen: avail}, Backend: ap, Prefix: prefix}
 }
 
 // udpAddr returns b's address as an IP and port, looking a host name up.

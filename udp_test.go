@@ -481,3 +481,50 @@ func TestUDPStopAcceptingAndShutdown(t *testing.T) {
 		})
 	}
 }
+
+// TestUDPProxyV2: with the pool's SendProxy ProxyV2 every datagram to
+// the backend starts with a PROXY v2 header of transport UDP, carrying the
+// client's address and the listener's, on IPv4 and IPv6; a pool sending
+// v1 is refused.
+func TestUDPProxyV2(t *testing.T) {
+	for _, host := range []string{"127.0.0.1", "::1"} {
+		t.Run(host, func(t *testing.T) {
+			p := udpPool(t, "round-robin", udpEcho(t, host, "b"))
+			if err := p.SetOptions(PoolOptions{SendProxy: ProxyV2}); err != nil {
+				t.Fatal(err)
+			}
+			lb := serveUDP(t, host, &UDPBalancer{Pool: p})
+			c := newUDPClient(t, lb)
+			client := netip.MustParseAddrPort(c.c.LocalAddr().String())
+			// The header, written out as the spec lays it: signature,
+			// version 2 and PROXY, family and transport (0x12 UDP over
+			// IPv4, 0x22 over IPv6), address length, addresses, ports.
+			want := []byte("\r\n\r\n\x00\r\nQUIT\n\x21")
+			if client.Addr().Is4() {
+				want = append(want, 0x12, 0, 12)
+			} else {
+				want = append(want, 0x22, 0, 36)
+			}
+			want = append(want, client.Addr().AsSlice()...)
+			want = append(want, lb.Addr().AsSlice()...)
+			want = append(want, byte(client.Port()>>8), byte(client.Port()), byte(lb.Port()>>8), byte(lb.Port()))
+			for _, msg := range []string{"hi", "again"} {
+				if got, want := c.ask(msg), "b "+string(want)+msg; got != want {
+					t.Errorf("backend got %q, want %q", got[2:], want[2:])
+				}
+			}
+		})
+	}
+	p := udpPool(t, "round-robin", udpEcho(t, "127.0.0.1", "b"))
+	if err := p.SetOptions(PoolOptions{SendProxy: ProxyV1}); err != nil {
+		t.Fatal(err)
+	}
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	if err := (&UDPBalancer{Pool: p}).Serve(pc); err == nil || !strings.Contains(err.Error(), "PROXY v1, which has no UDP form") {
+		t.Errorf("Serve with a v1 pool = %v, want the error saying v1 has no UDP form", err)
+	}
+}

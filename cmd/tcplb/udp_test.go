@@ -337,3 +337,22 @@ func TestUDPAdmin(t *testing.T) {
 		t.Errorf("API listeners = %+v, want main, udp, 1 session", pools.Listeners)
 	}
 }
+
+// TestUDPProxyProtocolConfig: a UDP listener's pool with proxy_protocol
+// v2 puts a PROXY v2 header (transport UDP) in front of each datagram.
+func TestUDPProxyProtocolConfig(t *testing.T) {
+	b1 := startUDPBackend(t, "b1")
+	cfg := writeFile(t, "tcplb.yaml", fmt.Sprintf(`
+listeners: [{protocol: udp, listen: 127.0.0.1:0, pool: app}]
+pools: [{name: app, proxy_protocol: v2, backends: [%q]}]
+`, b1.addr))
+	d := startDaemon(t, "-config", cfg)
+	c := newUDPClient(t, d.listenAddr(t, 1))
+	c.send("hi")
+	got := c.read()
+	// "b1 ", the 12-byte signature, version/command 0x21, UDP over IPv4
+	// 0x12, then addresses and ports (12 bytes), then the datagram.
+	if !strings.HasPrefix(got, "b1 \r\n\r\n\x00\r\nQUIT\n\x21\x12\x00\x0c") || !strings.HasSuffix(got, "hi") || len(got) != 3+16+12+2 {
+		t.Errorf("backend got %q, want a PROXY v2 UDP header before the datagram", got)
+	}
+}

@@ -468,9 +468,9 @@ func (c *Config) validateListeners(errs *errorList, pools []string) {
 		if l.Protocol == ProtocolUDP {
 			l.validateUDP(errs, path)
 			usePool(errs, path, "pool", pool, ProtocolUDP)
-			if pc := c.pool(pool); pc != nil && pc.ProxyProtocol != "" {
-				errs.add(0, path+".pool", "%s: its proxy_protocol %s is not available for UDP yet: give this udp listener a pool without it",
-					quote(pool), pc.ProxyProtocol)
+			if pc := c.pool(pool); pc != nil && pc.ProxyProtocol == ProxyV1 {
+				errs.add(0, path+".pool", "%s: its proxy_protocol v1 has no UDP form: use v2, which goes in front of each datagram",
+					quote(pool))
 			}
 			if pc := c.pool(pool); pc != nil && pc.Health != nil && pc.Health.Port == 0 {
 				errs.add(0, path+".pool", "%s: its health checks would connect over TCP to the UDP backends' own port: set health.port to a TCP port that tells the backend's health (UDP send/expect checks are not available yet)",

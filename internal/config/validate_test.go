@@ -407,12 +407,16 @@ func TestValidate(t *testing.T) {
 			`listeners[5].pool: "dns": pool serves udp (listeners[1]); a pool serves one protocol, so give this tcp listener a pool of its own`,
 			`timeouts.udp_idle: "-1s": must be greater than 0 (a UDP session has no end of its own)`,
 		}},
-		{"udp pool with proxy_protocol", func(c *Config) {
-			c.Pools[0].ProxyProtocol = "v2"
+		{"udp pool with proxy_protocol v1", func(c *Config) {
+			c.Pools[0].ProxyProtocol = "v1"
 			c.Listeners[0].Protocol = "udp"
 		}, []string{
-			`listeners[0].pool: "default": its proxy_protocol v2 is not available for UDP yet: give this udp listener a pool without it`,
+			`listeners[0].pool: "default": its proxy_protocol v1 has no UDP form: use v2, which goes in front of each datagram`,
 		}},
+		{"udp pool with proxy_protocol v2", func(c *Config) {
+			c.Pools[0].ProxyProtocol = "v2"
+			c.Listeners[0].Protocol = "udp"
+		}, nil},
 		{"udp pool with health checks on the backends' port", func(c *Config) {
 			h := &Health{}
 			h.setDefaults()

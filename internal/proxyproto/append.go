@@ -65,18 +65,29 @@ func AppendV1Unknown(b []byte) []byte {
 // addresses. If src or dst is not valid, AppendV2 appends AppendV2Local's
 // header instead. AppendV2 allocates only if b is too short.
 func AppendV2(b []byte, src, dst netip.AddrPort) []byte {
+	return appendV2(b, src, dst, famTCP4, famTCP6)
+}
+
+// AppendV2Datagram is AppendV2 for UDP (transport SOCK_DGRAM): the header
+// that goes in front of each datagram of a flow from src to dst, as the
+// spec describes for datagrams.
+func AppendV2Datagram(b []byte, src, dst netip.AddrPort) []byte {
+	return appendV2(b, src, dst, famUDP4, famUDP6)
+}
+
+func appendV2(b []byte, src, dst netip.AddrPort, fam4, fam6 byte) []byte {
 	if !src.IsValid() || !dst.IsValid() {
 		return AppendV2Local(b)
 	}
 	s, d := src.Addr(), dst.Addr()
 	b = append(b, sigV2...)
 	if s.Is4() && d.Is4() {
-		b = append(b, verCmdProxy, famTCP4, 0, addrLen4)
+		b = append(b, verCmdProxy, fam4, 0, addrLen4)
 		s4, d4 := s.As4(), d.As4()
 		b = append(b, s4[:]...)
 		b = append(b, d4[:]...)
 	} else {
-		b = append(b, verCmdProxy, famTCP6, 0, addrLen6)
+		b = append(b, verCmdProxy, fam6, 0, addrLen6)
 		s16, d16 := s.As16(), d.As16()
 		b = append(b, s16[:]...)
 		b = append(b, d16[:]...)
