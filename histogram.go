@@ -10,7 +10,7 @@ import (
 // one observation per connection (its duration) and per dial (the connect
 // time), never per read.
 type histogram struct {
-	bounds []time.Duration              // upper bounds, ascending, at most maxBounds; then an implicit +Inf
+	bounds []time.Duration              // upper bounds, ascending, at most maxBounds; then an implicit +Inf; nil: durationBounds
 	counts [maxBounds + 1]atomic.Uint64 // not cumulative; the first len(bounds)+1 are used
 	sum    atomic.Int64                 // nanoseconds
 }
@@ -25,9 +25,18 @@ var (
 	durationBounds = []time.Duration{time.Millisecond, 10 * time.Millisecond, 100 * time.Millisecond, time.Second, 10 * time.Second, time.Minute, 10 * time.Minute, time.Hour}
 )
 
+// bnds returns h's bucket bounds.
+func (h *histogram) bnds() []time.Duration {
+	if h.bounds == nil {
+		return durationBounds
+	}
+	return h.bounds
+}
+
 func (h *histogram) observe(d time.Duration) {
+	bounds := h.bnds()
 	i := 0
-	for i < len(h.bounds) && d > h.bounds[i] {
+	for i < len(bounds) && d > bounds[i] {
 		i++
 	}
 	h.counts[i].Add(1)
@@ -45,11 +54,12 @@ type HistogramSnapshot struct {
 }
 
 func (h *histogram) snapshot() HistogramSnapshot {
-	s := HistogramSnapshot{Bounds: h.bounds, Buckets: make([]uint64, len(h.bounds))}
+	bounds := h.bnds()
+	s := HistogramSnapshot{Bounds: bounds, Buckets: make([]uint64, len(bounds))}
 	var cum uint64
-	for i := range len(h.bounds) + 1 {
+	for i := range len(bounds) + 1 {
 		cum += h.counts[i].Load()
-		if i < len(h.bounds) {
+		if i < len(bounds) {
 			s.Buckets[i] = cum
 		}
 	}

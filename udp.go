@@ -100,6 +100,8 @@ type UDPBalancer struct {
 	bytesIn  atomic.Uint64
 	bytesOut atomic.Uint64
 	drops    [len(UDPDropReasons)]atomic.Uint64
+
+	durations histogram // of ended sessions; the bounds of connection lifetimes
 }
 
 // UDPDropReasons name the reasons a datagram is dropped, in the order of
@@ -121,6 +123,7 @@ type UDPStats struct {
 	DatagramsIn, DatagramsOut uint64 // from clients to backends; replies to clients
 	BytesIn, BytesOut         uint64
 	Dropped                   map[string]uint64 // by UDPDropReasons
+	Durations                 HistogramSnapshot // of ended sessions, from first datagram to end
 }
 
 // Stats returns the balancer's counters.
@@ -129,7 +132,8 @@ func (u *UDPBalancer) Stats() UDPStats {
 		Active: u.sessions.Load(), Total: int64(u.total.Load()),
 		DatagramsIn: u.dgIn.Load(), DatagramsOut: u.dgOut.Load(),
 		BytesIn: u.bytesIn.Load(), BytesOut: u.bytesOut.Load(),
-		Dropped: make(map[string]uint64, len(UDPDropReasons)),
+		Dropped:   make(map[string]uint64, len(UDPDropReasons)),
+		Durations: u.durations.snapshot(),
 	}
 	for i, r := range UDPDropReasons {
 		s.Dropped[r] = u.drops[i].Load()
@@ -482,6 +486,7 @@ func (s *udpSession) Ended(why dgram.Reason, err error) {
 	pool := s.cfg.pool
 	release(pool, s.b)
 	u.sessions.Add(-1)
+	u.durations.observe(time.Since(s.start))
 	if why == dgram.Unreachable || why == dgram.DialFailed {
 		pool.passiveFailure(s.b, "UDP: "+err.Error())
 	}

@@ -201,6 +201,12 @@ func TestUDPResponsesEndSession(t *testing.T) {
 	if s := u.Stats(); s.Total != 2 {
 		t.Errorf("Total = %d, want 2 sessions", s.Total)
 	}
+	// Both sessions, ended, are in the duration histogram; on loopback
+	// they lasted well under a second.
+	waitUDP(t, "the second session to end", func() bool { return u.Stats().Active == 0 })
+	if h := u.Stats().Durations; h.Count != 2 || h.Bounds[3] != time.Second || h.Buckets[3] != 2 {
+		t.Errorf("Durations = %+v, want 2 sessions of at most 1s", h)
+	}
 }
 
 // TestUDPIdleTimeout: a quiet session ends after the idle timeout, a busy

@@ -40,7 +40,7 @@ type collector struct {
 
 	loopAccepted *prometheus.Desc
 
-	udpDatagrams, udpBytes, udpActive, udpTotal, udpDropped *prometheus.Desc
+	udpDatagrams, udpBytes, udpActive, udpTotal, udpDropped, udpDuration *prometheus.Desc
 
 	backendTotal, backendActive, backendUp, backendErrors, backendBytes,
 	backendWeight, backendState, backendConnect *prometheus.Desc
@@ -76,6 +76,8 @@ func newCollector(listeners []Listener, pools []Pool) *collector {
 			"UDP sessions (client addresses with a backend) the listener holds now.", l, nil),
 		udpTotal: prometheus.NewDesc("tcplb_udp_sessions_total",
 			"UDP sessions the listener opened.", l, nil),
+		udpDuration: prometheus.NewDesc("tcplb_udp_session_duration_seconds",
+			"Lifetime of the UDP sessions that ended, from their first datagram to their end.", l, nil),
 		udpDropped: prometheus.NewDesc("tcplb_udp_dropped_datagrams_total",
 			"Client datagrams a UDP listener dropped, by reason: no_backend (none available), max_sessions, too_large (over max_datagram), denied (allow/deny), send_failed (the send to the backend failed).",
 			[]string{"listener", "reason"}, nil),
@@ -108,7 +110,7 @@ func newCollector(listeners []Listener, pools []Pool) *collector {
 func (c *collector) descs() []*prometheus.Desc {
 	return []*prometheus.Desc{
 		c.accepted, c.active, c.rejected, c.duration, c.proxyErrors, c.loopAccepted,
-		c.udpDatagrams, c.udpBytes, c.udpActive, c.udpTotal, c.udpDropped,
+		c.udpDatagrams, c.udpBytes, c.udpActive, c.udpTotal, c.udpDropped, c.udpDuration,
 		c.backendTotal, c.backendActive, c.backendUp, c.backendErrors, c.backendBytes,
 		c.backendWeight, c.backendState, c.backendConnect,
 	}
@@ -133,6 +135,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.udpBytes, counter, float64(s.BytesOut), l.Name, "out")
 			ch <- prometheus.MustNewConstMetric(c.udpActive, gauge, float64(s.Active), l.Name)
 			ch <- prometheus.MustNewConstMetric(c.udpTotal, counter, float64(s.Total), l.Name)
+			ch <- constHistogram(c.udpDuration, s.Durations, l.Name)
 			for _, reason := range tcplb.UDPDropReasons {
 				ch <- prometheus.MustNewConstMetric(c.udpDropped, counter, float64(s.Dropped[reason]), l.Name, reason)
 			}

@@ -156,12 +156,12 @@ func TestCollectorDescribe(t *testing.T) {
 	ch := make(chan *prometheus.Desc, 100)
 	c.Describe(ch)
 	close(ch)
-	want := 18
+	want := 19
 	if tcplb.EventLoopConnections() != nil {
 		want++ // tcplb_event_loop_connections_total, with the event loops running
 	}
-	if len(ch) != 19 || len(families) != want {
-		t.Errorf("Describe sent %d descs, Gather found %d families; want 19 and %d", len(ch), len(families), want)
+	if len(ch) != 20 || len(families) != want {
+		t.Errorf("Describe sent %d descs, Gather found %d families; want 20 and %d", len(ch), len(families), want)
 	}
 }
 
