@@ -32,9 +32,14 @@ func newAdminServer(listen string, ln *netListener, log *slog.Logger) *adminServ
 	}
 	nothing := http.Handler(http.NotFoundHandler())
 	a.handler.Store(&nothing)
-	go a.srv.Serve(ln)
-	log.Info("admin listening", "addr", ln.Addr().String(), "dashboard", "http://"+ln.Addr().String()+"/")
 	return a
+}
+
+// start serves the admin listener; apply calls it once the handler shows
+// the configuration, so that the first scrape does not get a 404.
+func (a *adminServer) start(log *slog.Logger) {
+	go a.srv.Serve(a.ln)
+	log.Info("admin listening", "addr", a.ln.Addr().String(), "dashboard", "http://"+a.ln.Addr().String()+"/")
 }
 
 func (a *adminServer) update(c admin.Config) {

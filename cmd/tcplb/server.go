@@ -264,6 +264,9 @@ func (s *server) apply(next *config.Config) error {
 	if s.admin != nil {
 		s.admin.update(s.adminConfig())
 	}
+	if newAdmin != nil {
+		newAdmin.start(s.log)
+	}
 	return nil
 }
 

@@ -321,7 +321,7 @@ func TestUDPAdmin(t *testing.T) {
 	c.ask("1")
 	c.ask("2")
 	body := get(t, "http://"+admin+"/metrics")
-	for _, want := range []string{`tcplb_udp_sessions_total{listener="main"} 1`, `tcplb_udp_datagrams_total{direction="out",listener="main"} 2`} {
+	for _, want := range []string{`tcplb_udp_sessions_total{listener="main"} 1`, `tcplb_udp_datagrams_total{direction="in",listener="main"} 2`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}

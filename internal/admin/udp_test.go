@@ -56,7 +56,11 @@ func udpListener(t *testing.T) *tcplb.UDPBalancer {
 		}
 	}
 	c.Write(make([]byte, 101)) // over MaxDatagram: dropped, too_large
-	waitFor(t, "the too_large drop", func() bool { return u.Stats().Dropped["too_large"] == 1 })
+	// (A reply is counted just after it is sent: wait for the count.)
+	waitFor(t, "the too_large drop and the replies' count", func() bool {
+		s := u.Stats()
+		return s.Dropped["too_large"] == 1 && s.DatagramsOut == 2
+	})
 	return u
 }
 
