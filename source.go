@@ -63,6 +63,30 @@ func (t *sourceTable) acquire(a netip.Addr, maxConns int, rate, burst float64, n
 	return ""
 }
 
+// take spends one of a's tokens of a bucket of rate per second and burst,
+// and reports whether there was one; it does not count a connection.
+func (t *sourceTable) take(a netip.Addr, rate, burst float64, now time.Time) bool {
+	a = a.Unmap()
+	ns := monoNanos(now)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.m[a]
+	if s == nil {
+		if len(t.m) >= t.max {
+			t.evict(rate, burst, ns)
+		}
+		s = &source{tokens: burst, last: ns}
+		t.m[a] = s
+	}
+	s.tokens = min(burst, s.tokens+rate*float64(ns-s.last)/1e9)
+	s.last = ns
+	if s.tokens < 1 {
+		return false
+	}
+	s.tokens--
+	return true
+}
+
 // release counts a connection from a as closed.
 func (t *sourceTable) release(a netip.Addr) {
 	a = a.Unmap()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"slices"
@@ -78,6 +79,19 @@ type UDPBalancer struct {
 	// refuses clients in these first. Refused datagrams are counted.
 	Allow, Deny []netip.Prefix
 
+	// MaxSessionsPerSource is the most sessions one client IP may hold at
+	// once (each of its ports is a session); beyond it the datagrams of
+	// its new ports are dropped and counted. 0 means no limit.
+	MaxSessionsPerSource int
+
+	// RatePerSource is how many datagrams per second one client IP may
+	// send, with bursts of BurstPerSource (0: the rate, at least 1); the
+	// datagrams beyond it are dropped and counted, and its sessions stay.
+	// 0 means no limit. The table of sources is the TCP one's (see
+	// Edge.MaxConnsPerSource): bounded, idle sources forgotten first.
+	RatePerSource  float64
+	BurstPerSource int
+
 	// Logger receives operational events. If nil, slog.Default().
 	Logger *slog.Logger
 
@@ -92,6 +106,7 @@ type UDPBalancer struct {
 	cur             atomic.Pointer[udpSettings] // what new sessions use; set by Serve and Reload
 	pools           map[*Pool]struct{}          // earlier pools, which sessions may still use; under mu
 	local           netip.AddrPort              // the listening socket's address, for PROXY headers; set by Serve
+	sources         *sourceTable                // per-source limits; set by Serve
 
 	sessions atomic.Int64
 	total    atomic.Uint64
@@ -107,7 +122,7 @@ type UDPBalancer struct {
 // UDPDropReasons name the reasons a datagram is dropped, in the order of
 // UDPStats.Dropped: no_backend (none available, or a lookup failed),
 // max_sessions, too_large, denied (allow/deny), send_failed.
-var UDPDropReasons = [...]string{"no_backend", "max_sessions", "too_large", "denied", "send_failed"}
+var UDPDropReasons = [...]string{"no_backend", "max_sessions", "too_large", "denied", "send_failed", "source_sessions", "rate"}
 
 const (
 	dropNoBackend = iota
@@ -115,6 +130,8 @@ const (
 	dropTooLarge
 	dropDenied
 	dropSendFailed
+	dropSourceSessions
+	dropRate
 )
 
 // UDPStats are a UDPBalancer's counters.
@@ -152,6 +169,8 @@ type udpSettings struct {
 	responses, maxSessions int
 	maxDatagram            int
 	allow, deny            []netip.Prefix
+	perSource              int     // MaxSessionsPerSource
+	rate, burst            float64 // RatePerSource, and its burst
 }
 
 // settings checks u's fields and returns them.
@@ -165,6 +184,10 @@ func (u *UDPBalancer) settings() (*udpSettings, error) {
 		return nil, errors.New("tcplb: UDPBalancer.MaxDatagram must be 0 to 65535")
 	case u.Responses < 0 || u.MaxSessions < 0:
 		return nil, errors.New("tcplb: UDPBalancer.Responses and MaxSessions must not be negative")
+	case u.MaxSessionsPerSource < 0 || u.BurstPerSource < 0:
+		return nil, errors.New("tcplb: UDPBalancer.MaxSessionsPerSource and BurstPerSource must not be negative")
+	case u.RatePerSource < 0 || math.IsNaN(u.RatePerSource) || math.IsInf(u.RatePerSource, 0):
+		return nil, fmt.Errorf("tcplb: UDPBalancer.RatePerSource %v: want 0 or more datagrams per second", u.RatePerSource)
 	case u.Pool.Options().SendProxy == ProxyV1:
 		return nil, fmt.Errorf("tcplb: pool %s sends PROXY v1, which has no UDP form: a UDPBalancer's pool can send v2", u.Pool.Name())
 	}
@@ -172,6 +195,13 @@ func (u *UDPBalancer) settings() (*udpSettings, error) {
 		name: u.Name, pool: u.Pool, idle: u.IdleTimeout,
 		responses: u.Responses, maxSessions: u.MaxSessions, maxDatagram: u.MaxDatagram,
 		allow: slices.Clone(u.Allow), deny: slices.Clone(u.Deny),
+		perSource: u.MaxSessionsPerSource, rate: u.RatePerSource,
+	}
+	if s.rate > 0 {
+		s.burst = float64(u.BurstPerSource)
+		if s.burst == 0 {
+			s.burst = max(1, math.Ceil(s.rate))
+		}
 	}
 	if s.idle == 0 {
 		s.idle = DefaultUDPIdleTimeout
@@ -208,6 +238,7 @@ func (u *UDPBalancer) Serve(pc *net.UDPConn) error {
 		return err
 	}
 	u.proxy = p
+	u.sources = newSourceTable(maxSources)
 	u.local = pc.LocalAddr().(*net.UDPAddr).AddrPort()
 	u.local = netip.AddrPortFrom(u.local.Addr().Unmap(), u.local.Port())
 	u.cur.Store(s)
@@ -363,6 +394,12 @@ func (h udpPolicy) Open(client netip.AddrPort, _ []byte) dgram.Verdict {
 	} else {
 		u.sessions.Add(1)
 	}
+	counted := cfg.perSource > 0
+	if counted && u.sources.acquire(a, cfg.perSource, 0, 0, time.Now()) != "" {
+		u.sessions.Add(-1)
+		u.drops[dropSourceSessions].Add(1)
+		return dgram.Verdict{}
+	}
 	var passed *Backend
 	avail := cfg.pool.avail.Load()
 	var candidates []*Backend
@@ -371,6 +408,9 @@ func (h udpPolicy) Open(client netip.AddrPort, _ []byte) dgram.Verdict {
 	}
 	b, _ := pickAcquire(cfg.pool, client, candidates, &passed)
 	if b == nil {
+		if counted {
+			u.sources.release(a)
+		}
 		u.sessions.Add(-1)
 		u.drops[dropNoBackend].Add(1)
 		return dgram.Verdict{}
@@ -378,6 +418,9 @@ func (h udpPolicy) Open(client netip.AddrPort, _ []byte) dgram.Verdict {
 	ap, err := udpAddr(b)
 	if err != nil {
 		release(cfg.pool, b)
+		if counted {
+			u.sources.release(a)
+		}
 		u.sessions.Add(-1)
 		u.drops[dropNoBackend].Add(1)
 		u.logger().Warn("UDP backend lookup failed", "listener", cfg.name, "backend", b.addr, "err", err)
@@ -389,7 +432,7 @@ func (h udpPolicy) Open(client netip.AddrPort, _ []byte) dgram.Verdict {
 	}
 	b.total.Add(1)
 	u.total.Add(1)
-	return dgram.Verdict{Session: &udpSession{u: u, cfg: cfg, b: b, client: client, start: time.Now(), seen: avail}, Backend: ap, Prefix: prefix}
+	return dgram.Verdict{Session: &udpSession{u: u, cfg: cfg, b: b, client: client, start: time.Now(), seen: avail, counted: counted}, Backend: ap, Prefix: prefix}
 }
 
 // udpAddr returns b's address as an IP and port, looking a host name up.
@@ -422,13 +465,14 @@ func (h udpPolicy) Dropped(_ netip.AddrPort, why dgram.Drop, _ int) {
 
 // udpSession is one session's accounting.
 type udpSession struct {
-	u      *UDPBalancer
-	cfg    *udpSettings // the balancer's settings when the session opened
-	b      *Backend
-	client netip.AddrPort
-	start  time.Time
-	seen   *[]*Backend         // the pool's Available snapshot b was last found in
-	end    atomic.Pointer[End] // why the policy ended the session, if it did
+	u       *UDPBalancer
+	cfg     *udpSettings // the balancer's settings when the session opened
+	b       *Backend
+	client  netip.AddrPort
+	start   time.Time
+	seen    *[]*Backend         // the pool's Available snapshot b was last found in
+	counted bool                // in the per-source session count
+	end     atomic.Pointer[End] // why the policy ended the session, if it did
 
 	in, out           atomic.Uint64 // datagrams each way
 	bytesIn, bytesOut atomic.Uint64
@@ -446,6 +490,10 @@ func (s *udpSession) FromClient(n int) dgram.Pass {
 			return dgram.Reopen
 		}
 		s.seen = now
+	}
+	if c := s.u.cur.Load(); c.rate > 0 && !s.u.sources.take(s.client.Addr(), c.rate, c.burst, time.Now()) {
+		s.u.drops[dropRate].Add(1)
+		return dgram.Discard
 	}
 	s.in.Add(1)
 	s.bytesIn.Add(uint64(n))
@@ -486,6 +534,9 @@ func (s *udpSession) Ended(why dgram.Reason, err error) {
 	pool := s.cfg.pool
 	release(pool, s.b)
 	u.sessions.Add(-1)
+	if s.counted {
+		u.sources.release(s.client.Addr())
+	}
 	u.durations.observe(time.Since(s.start))
 	if why == dgram.Unreachable || why == dgram.DialFailed {
 		pool.passiveFailure(s.b, "UDP: "+err.Error())

@@ -161,6 +161,9 @@ func TestUDPSessions(t *testing.T) {
 			if len(seen) != 3 {
 				t.Errorf("3 clients reached backends %v, want all three (round robin)", seen)
 			}
+			// A reply is counted just after it is sent: the client may
+			// read the last one first.
+			waitUDP(t, "the last reply to be counted", func() bool { return u.Stats().DatagramsOut == 63 })
 			s := u.Stats()
 			if s.Total != 3 || s.Active != 3 || s.DatagramsIn != 63 || s.DatagramsOut != 63 {
 				t.Errorf("Stats() = %+v, want 3 sessions open and 63 datagrams each way", s)
@@ -533,4 +536,64 @@ func TestUDPProxyV2(t *testing.T) {
 	if err := (&UDPBalancer{Pool: p}).Serve(pc); err == nil || !strings.Contains(err.Error(), "PROXY v1, which has no UDP form") {
 		t.Errorf("Serve with a v1 pool = %v, want the error saying v1 has no UDP form", err)
 	}
+}
+
+// TestUDPPerSourceLimits: MaxSessionsPerSource bounds one client IP's
+// sessions (a new port beyond it is dropped, "source_sessions", and gets
+// in once a session ends); RatePerSource bounds its datagrams (beyond the
+// burst they are dropped, "rate", and its session stays).
+func TestUDPPerSourceLimits(t *testing.T) {
+	t.Run("sessions", func(t *testing.T) {
+		u := &UDPBalancer{Pool: udpPool(t, "round-robin", udpEcho(t, "127.0.0.1", "a")), MaxSessionsPerSource: 2, IdleTimeout: time.Second}
+		lb := serveUDP(t, "127.0.0.1", u)
+		c1, c2, c3 := newUDPClient(t, lb), newUDPClient(t, lb), newUDPClient(t, lb)
+		c1.ask("1")
+		c2.ask("2")
+		if _, err := c3.c.WriteToUDPAddrPort([]byte("3"), lb); err != nil {
+			t.Fatal(err)
+		}
+		waitUDP(t, "a source_sessions drop", func() bool { return u.Stats().Dropped["source_sessions"] == 1 })
+		if s := u.Stats(); s.Active != 2 || s.Total != 2 {
+			t.Errorf("Stats = %+v, want 2 sessions", s)
+		}
+		// The sessions end (idle): the third port gets in.
+		waitUDP(t, "the sessions to end", func() bool { return u.Stats().Active == 0 })
+		c3.ask("3")
+	})
+	t.Run("rate", func(t *testing.T) {
+		// A rate so low that no token comes back during the test: the
+		// burst of 3 is all the source gets.
+		u := &UDPBalancer{Pool: udpPool(t, "round-robin", udpEcho(t, "127.0.0.1", "a")), RatePerSource: 0.001, BurstPerSource: 3}
+		lb := serveUDP(t, "127.0.0.1", u)
+		c := newUDPClient(t, lb)
+		for i := range 3 {
+			c.ask(fmt.Sprint(i))
+		}
+		for i := range 2 {
+			if _, err := c.c.WriteToUDPAddrPort([]byte(fmt.Sprint("over", i)), lb); err != nil {
+				t.Fatal(err)
+			}
+		}
+		waitUDP(t, "two rate drops", func() bool { return u.Stats().Dropped["rate"] == 2 })
+		if s := u.Stats(); s.Active != 1 || s.DatagramsIn != 3 {
+			t.Errorf("Stats = %+v, want the session open with its 3 datagrams", s)
+		}
+		// Another source is not limited by this one's bucket.
+		other := newUDPClientFrom(t, "127.0.0.2", lb)
+		other.ask("x")
+	})
+	if err := (&UDPBalancer{Pool: udpPool(t, "round-robin", udpEcho(t, "127.0.0.1", "a")), RatePerSource: -1}).Reload(&UDPBalancer{Pool: udpPool(t, "round-robin"), RatePerSource: -1}); err == nil {
+		t.Error("a negative RatePerSource was taken")
+	}
+}
+
+// newUDPClientFrom is newUDPClient on the source address src.
+func newUDPClientFrom(t *testing.T, src string, lb netip.AddrPort) *udpClient {
+	t.Helper()
+	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr(src), 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &udpClient{t: t, c: c, lb: lb}
 }
