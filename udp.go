@@ -395,7 +395,7 @@ func (h udpPolicy) Open(client netip.AddrPort, _ []byte) dgram.Verdict {
 		u.sessions.Add(1)
 	}
 	counted := cfg.perSource > 0
-	if counted && u.sources.acquire(a, cfg.perSource, 0, 0, time.Now()) != "" {
+	if counted && u.sources.acquire(a, cfg.perSource, 0, cfg.burst, time.Now()) != "" {
 		u.sessions.Add(-1)
 		u.drops[dropSourceSessions].Add(1)
 		return dgram.Verdict{}

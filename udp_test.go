@@ -563,7 +563,7 @@ func TestUDPPerSourceLimits(t *testing.T) {
 	t.Run("rate", func(t *testing.T) {
 		// A rate so low that no token comes back during the test: the
 		// burst of 3 is all the source gets.
-		u := &UDPBalancer{Pool: udpPool(t, "round-robin", udpEcho(t, "127.0.0.1", "a")), RatePerSource: 0.001, BurstPerSource: 3}
+		u := &UDPBalancer{Pool: udpPool(t, "round-robin", udpEcho(t, "127.0.0.1", "a")), RatePerSource: 0.001, BurstPerSource: 3, MaxSessionsPerSource: 5}
 		lb := serveUDP(t, "127.0.0.1", u)
 		c := newUDPClient(t, lb)
 		for i := range 3 {

@@ -300,7 +300,11 @@ func (s *server) udpBalancer(lc config.Listener, pool *tcplb.Pool, next *config.
 		Allow:       prefixes(lc.Allow),
 		Deny:        prefixes(lc.Deny),
 		Logger:      s.log,
-		AccessLog:   s.accessLog,
+
+		MaxSessionsPerSource: lc.MaxSessionsPerSource,
+		RatePerSource:        lc.RatePerSource,
+		BurstPerSource:       lc.BurstPerSource,
+		AccessLog:            s.accessLog,
 	}
 }
 

@@ -356,3 +356,23 @@ pools: [{name: app, proxy_protocol: v2, backends: [%q]}]
 		t.Errorf("backend got %q, want a PROXY v2 UDP header before the datagram", got)
 	}
 }
+
+// TestUDPPerSourceConfig: rate_per_source on a UDP listener counts
+// datagrams: beyond the burst they are dropped, and /metrics says so.
+func TestUDPPerSourceConfig(t *testing.T) {
+	b1 := startUDPBackend(t, "b1")
+	cfg := writeFile(t, "tcplb.yaml", fmt.Sprintf(`
+listeners: [{protocol: udp, listen: 127.0.0.1:0, pool: app, rate_per_source: 0.001, burst_per_source: 2, max_sessions_per_source: 5}]
+pools: [{name: app, backends: [%q]}]
+admin: {listen: 127.0.0.1:0}
+`, b1.addr))
+	d := startDaemon(t, "-config", cfg)
+	addr := d.listenAddr(t, 1)
+	admin := d.waitLog(t, "admin listening", 1)["addr"].(string)
+	c := newUDPClient(t, addr)
+	c.ask("1")
+	c.ask("2")
+	c.send("3") // no token left
+	want := `tcplb_udp_dropped_datagrams_total{listener="127.0.0.1:0/udp",reason="rate"} 1`
+	waitFor(t, "the rate drop in /metrics", func() bool { return strings.Contains(get(t, "http://"+admin+"/metrics"), want) })
+}

@@ -79,7 +79,7 @@ func newCollector(listeners []Listener, pools []Pool) *collector {
 		udpDuration: prometheus.NewDesc("tcplb_udp_session_duration_seconds",
 			"Lifetime of the UDP sessions that ended, from their first datagram to their end.", l, nil),
 		udpDropped: prometheus.NewDesc("tcplb_udp_dropped_datagrams_total",
-			"Client datagrams a UDP listener dropped, by reason: no_backend (none available), max_sessions, too_large (over max_datagram), denied (allow/deny), send_failed (the send to the backend failed).",
+			"Client datagrams a UDP listener dropped, by reason: no_backend (none available), max_sessions, too_large (over max_datagram), denied (allow/deny), send_failed (the send to the backend failed), source_sessions (max_sessions_per_source), rate (rate_per_source).",
 			[]string{"listener", "reason"}, nil),
 
 		loopAccepted: prometheus.NewDesc("tcplb_event_loop_connections_total",

@@ -64,7 +64,7 @@ type Listener struct {
 	// with a backend of the pool (see tcplb.UDPBalancer). The keys about
 	// TCP connections (proxy_protocol, trusted, max_conns, the per-source
 	// limits, sni_routes) do not apply to it, and the UDP keys
-	// (udp_responses, max_sessions, max_datagram) apply only to it. A pool
+	// (udp_responses, max_sessions, max_sessions_per_source, max_datagram) apply only to it. A pool
 	// serves one protocol.
 	Protocol string `yaml:"protocol"`
 
@@ -136,6 +136,12 @@ type Listener struct {
 	// beyond it new clients' datagrams are dropped and counted. 0
 	// (default): no limit.
 	MaxSessions int `yaml:"max_sessions"`
+
+	// MaxSessionsPerSource is the most UDP sessions one client IP holds at
+	// once (each of its ports is one); beyond it the datagrams of its new
+	// ports are dropped and counted. 0 (default): no limit. On a UDP
+	// listener rate_per_source and burst_per_source count datagrams.
+	MaxSessionsPerSource int `yaml:"max_sessions_per_source"`
 
 	// MaxDatagram is the largest client datagram a UDP listener forwards,
 	// 1 to 65535; a larger one is dropped and counted, never truncated.

@@ -964,7 +964,7 @@ var parseErrorTests = []struct {
 
 	// PROXY protocol, access lists, limits and SNI routes.
 	{"unknown listener key", "listeners: [{listen: \":1\", proxy: accept}]\n" + okPools, []string{
-		"line 1: listeners[0].proxy: unknown key (known: name, protocol, listen, pool, proxy_protocol, trusted, allow, deny, max_conns, max_conns_per_source, rate_per_source, burst_per_source, sni_routes, sni_fallback, udp_responses, max_sessions, max_datagram)",
+		"line 1: listeners[0].proxy: unknown key (known: name, protocol, listen, pool, proxy_protocol, trusted, allow, deny, max_conns, max_conns_per_source, rate_per_source, burst_per_source, sni_routes, sni_fallback, udp_responses, max_sessions, max_sessions_per_source, max_datagram)",
 	}},
 	{"listener proxy_protocol", "listeners: [{listen: \":1\", proxy_protocol: v2, trusted: [10.0.0.1]}]\n" + okPools, []string{
 		`line 1: listeners[0].proxy_protocol: "v2": want accept or optional (sending headers is a pool's proxy_protocol: v1 or v2)`,

@@ -506,9 +506,7 @@ func (l *Listener) validateUDP(errs *errorList, path string) {
 		{"proxy_protocol", "PROXY headers are read from TCP connections", l.ProxyProtocol != ""},
 		{"trusted", "it goes with proxy_protocol", len(l.Trusted) > 0},
 		{"max_conns", "use max_sessions", l.MaxConns != 0},
-		{"max_conns_per_source", "per-source limits are not available for UDP yet", l.MaxConnsPerSource != 0},
-		{"rate_per_source", "per-source limits are not available for UDP yet", l.RatePerSource != 0},
-		{"burst_per_source", "per-source limits are not available for UDP yet", l.BurstPerSource != 0},
+		{"max_conns_per_source", "use max_sessions_per_source", l.MaxConnsPerSource != 0},
 		{"sni_routes", "SNI is TLS over TCP", len(l.SNIRoutes) > 0},
 		{"sni_fallback", "SNI is TLS over TCP", l.SNIFallback != SNIFallbackPool},
 	}
@@ -533,8 +531,29 @@ func (l *Listener) validateUDP(errs *errorList, path string) {
 	if l.MaxSessions < 0 {
 		errs.add(0, path+".max_sessions", "%d: must not be negative (0: no limit)", l.MaxSessions)
 	}
+	if l.MaxSessionsPerSource < 0 {
+		errs.add(0, path+".max_sessions_per_source", "%d: must not be negative (0: no limit)", l.MaxSessionsPerSource)
+	}
+	l.validateRate(errs, path, "datagrams")
 	if l.MaxDatagram < 0 || l.MaxDatagram > DefaultMaxDatagram {
 		errs.add(0, path+".max_datagram", "%d: must be between 1 and %d (0: %d)", l.MaxDatagram, DefaultMaxDatagram, DefaultMaxDatagram)
+	}
+}
+
+// validateRate checks rate_per_source and burst_per_source, a rate of
+// what (connections, or datagrams on UDP) per second.
+func (l *Listener) validateRate(errs *errorList, path, what string) {
+	switch r := l.RatePerSource; {
+	case math.IsNaN(r) || math.IsInf(r, 0):
+		errs.add(0, path+".rate_per_source", "%v: want a number of %s per second, 0 for no limit", r, what)
+	case r < 0:
+		errs.add(0, path+".rate_per_source", "%v: must not be negative (0: no limit)", r)
+	}
+	switch b := l.BurstPerSource; {
+	case b < 0:
+		errs.add(0, path+".burst_per_source", "%d: must not be negative (0: the rate, at least 1)", b)
+	case b > 0 && l.RatePerSource == 0:
+		errs.add(0, path+".burst_per_source", "%d: only applies with rate_per_source", b)
 	}
 }
 
@@ -543,7 +562,7 @@ func (l *Listener) validateTCPOnly(errs *errorList, path string) {
 	for _, k := range []struct {
 		key string
 		set bool
-	}{{"udp_responses", l.UDPResponses != 0}, {"max_sessions", l.MaxSessions != 0}, {"max_datagram", l.MaxDatagram != 0}} {
+	}{{"udp_responses", l.UDPResponses != 0}, {"max_sessions", l.MaxSessions != 0}, {"max_sessions_per_source", l.MaxSessionsPerSource != 0}, {"max_datagram", l.MaxDatagram != 0}} {
 		if k.set {
 			errs.add(0, path+"."+k.key, "only applies to protocol udp")
 		}
@@ -583,18 +602,7 @@ func (l *Listener) validateEdge(errs *errorList, path string, pools []string, kn
 	if l.MaxConnsPerSource < 0 {
 		errs.add(0, path+".max_conns_per_source", "%d: must not be negative (0: no limit)", l.MaxConnsPerSource)
 	}
-	switch r := l.RatePerSource; {
-	case math.IsNaN(r) || math.IsInf(r, 0):
-		errs.add(0, path+".rate_per_source", "%v: want a number of connections per second, 0 for no limit", r)
-	case r < 0:
-		errs.add(0, path+".rate_per_source", "%v: must not be negative (0: no limit)", r)
-	}
-	switch b := l.BurstPerSource; {
-	case b < 0:
-		errs.add(0, path+".burst_per_source", "%d: must not be negative (0: the rate, at least 1)", b)
-	case b > 0 && l.RatePerSource == 0:
-		errs.add(0, path+".burst_per_source", "%d: only applies with rate_per_source", b)
-	}
+	l.validateRate(errs, path, "connections")
 	switch l.SNIFallback {
 	case SNIFallbackPool:
 	case SNIFallbackClose:
