@@ -3,44 +3,45 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
 
-// dnsmasq starts a real dnsmasq on a free UDP port of host that answers
-// name.test with answer, and returns its address.
-func dnsmasq(t *testing.T, host, answer string) string {
+// dnsmasq starts a real dnsmasq on a free port of host that answers
+// name.test with answer, and returns its address and process (killed at
+// cleanup). The port is picked free just before (for UDP and TCP: dnsmasq
+// binds both); should something take it in between, dnsmasq exits, and it
+// is started once more on another port.
+func dnsmasq(t *testing.T, host, answer string) (string, *proc) {
 	t.Helper()
-	if _, err := exec.LookPath("dnsmasq"); err != nil {
-		t.Fatal("dnsmasq not found: install the Debian package dnsmasq (apt-get install dnsmasq)")
+	bin := lookTool(t, "dnsmasq", "dnsmasq not found: install the Debian package dnsmasq (apt-get install dnsmasq)")
+	for attempt := 1; ; attempt++ {
+		port := freeDualPort(t, host)
+		p := startProc(t, bin, "--no-daemon", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+			"--bind-interfaces", "--listen-address="+host, "--port="+port, "--user=root",
+			"--pid-file=", "--host-record=name.test,"+answer)
+		// dnsmasq binds its sockets before it logs "started".
+		if p.waitLine(t, "started") {
+			addr := net.JoinHostPort(host, port)
+			// It answers (directly, not through tcplb) with its own address.
+			if got, err := dig(addr, "name.test"); err != nil || got != answer {
+				t.Fatalf("dnsmasq %s asked directly: %q, %v, want %s; its output:\n%s", addr, got, err, answer, p.output())
+			}
+			return addr, p
+		}
+		if attempt == 2 {
+			t.Fatalf("dnsmasq on %s exited twice before it started; its output:\n%s", host, p.output())
+		}
+		t.Logf("dnsmasq on %s port %s exited before it started (port taken?), trying another port; its output:\n%s", host, port, p.output())
 	}
-	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(host)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := pc.LocalAddr().(*net.UDPAddr).Port
-	pc.Close()
-	cmd := exec.Command("dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
-		"--bind-interfaces", "--listen-address="+host, fmt.Sprintf("--port=%d", port), "--user=root",
-		"--pid-file=", "--host-record=name.test,"+answer)
-	var out lockedBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	addr := net.JoinHostPort(host, fmt.Sprint(port))
-	// Ready once it answers (directly, not through tcplb).
-	waitFor(t, "dnsmasq on "+addr+" to answer", func() bool {
-		got, err := dig(addr, "name.test")
-		return err == nil && got == answer
-	})
-	return addr
 }
 
 // dig asks server (host:port) for name's A record, one try, and returns
@@ -75,7 +76,8 @@ func TestDNSBalancer(t *testing.T) {
 			} else {
 				pc.Close()
 			}
-			a, b := dnsmasq(t, host, "192.0.2.1"), dnsmasq(t, host, "192.0.2.2")
+			a, _ := dnsmasq(t, host, "192.0.2.1")
+			b, _ := dnsmasq(t, host, "192.0.2.2")
 			d := startDaemon(t, "-protocol", "udp", "-udp-responses", "1",
 				"-listen", net.JoinHostPort(host, "0"), "-backends", a+","+b)
 			lb := d.listenAddr(t, 1)
@@ -99,36 +101,183 @@ func TestDNSBalancer(t *testing.T) {
 	}
 }
 
-// TestDNSBackendDown: a dnsmasq that has stopped answers with ICMP port
-// unreachable; with passive max_fails 1 that ejects it, and every later
-// query is answered by the other server.
+// TestDNSBackendDown: a dnsmasq that is killed answers with ICMP port
+// unreachable; with passive max_fails 1 that ends the session that reached
+// it and ejects it, and every later query is answered by the other server.
 func TestDNSBackendDown(t *testing.T) {
 	needDig(t)
-	a := dnsmasq(t, "127.0.0.1", "192.0.2.1")
-	// b: a port where nothing listens (a stopped server).
-	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := pc.LocalAddr().String()
-	pc.Close()
+	a, _ := dnsmasq(t, "127.0.0.1", "192.0.2.1")
+	b, bp := dnsmasq(t, "127.0.0.1", "192.0.2.2")
 	cfg := writeFile(t, "tcplb.yaml", fmt.Sprintf(`
 listeners: [{protocol: udp, listen: 127.0.0.1:0, pool: dns, udp_responses: 1}]
 pools: [{name: dns, passive: {max_fails: 1, cooldown: 1m}, backends: [%q, %q]}]
-`, b, a))
+`, a, b))
 	d := startDaemon(t, "-config", cfg)
 	lb := d.listenAddr(t, 1)
-	// The first query goes to b (round robin starts there): no answer,
-	// dig gives up after its 2 s; the ICMP error ejects b.
-	if ans, err := dig(lb, "name.test"); err == nil {
-		t.Fatalf("first query (to the stopped server) answered %q", ans)
+	// Both up: round robin (starting at a) answers from each in turn.
+	for i, want := range []string{"192.0.2.1", "192.0.2.2"} {
+		if ans, err := dig(lb, "name.test"); err != nil || ans != want {
+			t.Fatalf("query %d, both servers up: %q, %v; want %s", i, ans, err, want)
+		}
 	}
-	if rec := d.waitLog(t, "udp session", 1); rec["end"] != "backend unreachable" || rec["backend"] != b {
-		t.Fatalf("first session %v, want end backend unreachable on %s", rec, b)
+	bp.kill()
+	// Round robin: the next query goes to a, the one after to the killed
+	// b: no answer, dig gives up after its 2 s; the ICMP error ends that
+	// session and ejects b.
+	if ans, err := dig(lb, "name.test"); err != nil || ans != "192.0.2.1" {
+		t.Fatalf("third query (to the live server): %q, %v; want 192.0.2.1", ans, err)
+	}
+	if ans, err := dig(lb, "name.test"); err == nil {
+		t.Fatalf("fourth query (to the killed server) answered %q", ans)
+	}
+	d.waitLog(t, "udp session", 4)
+	unreachable := 0
+	for _, rec := range d.records("udp session") {
+		if rec["end"] == "backend unreachable" {
+			if unreachable++; rec["backend"] != b {
+				t.Errorf("session %v ended backend unreachable, want only the killed server %s's", rec, b)
+			}
+		}
+	}
+	if unreachable != 1 {
+		t.Fatalf("%d of the first four sessions ended backend unreachable, want 1; sessions: %v", unreachable, d.records("udp session"))
+	}
+	if rec := d.waitLog(t, "backend ejected", 1); rec["backend"] != b {
+		t.Fatalf("ejection %v, want the killed server %s", rec, b)
 	}
 	for i := range 4 {
 		if ans, err := dig(lb, "name.test"); err != nil || ans != "192.0.2.1" {
 			t.Fatalf("query %d after the ejection: %q, %v; want 192.0.2.1 from the live server", i, ans, err)
+		}
+	}
+	// The first four sessions were logged before these began.
+	d.waitLog(t, "udp session", 8)
+	for _, rec := range d.records("udp session")[4:] {
+		if rec["end"] != "responses" || rec["backend"] != a {
+			t.Errorf("session after the ejection %v, want end responses on %s", rec, a)
+		}
+	}
+}
+
+// lookTool returns the path of the program name, also looking in the sbin
+// directories (dnsmasq is in /usr/sbin, which a user's PATH may lack), or
+// fails the test with missing.
+func lookTool(t *testing.T, name, missing string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/local/sbin"} {
+		p := dir + "/" + name
+		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+			return p
+		}
+	}
+	t.Fatal(missing)
+	return ""
+}
+
+// freeDualPort returns a port on ip that was free a moment ago for both TCP
+// and UDP (dnsmasq and iperf3 bind both).
+func freeDualPort(t *testing.T, ip string) string {
+	t.Helper()
+	for range 20 {
+		l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, port, _ := net.SplitHostPort(l.Addr().String())
+		pc, err := net.ListenPacket("udp", net.JoinHostPort(ip, port))
+		l.Close()
+		if err == nil {
+			pc.Close()
+			return port
+		}
+	}
+	t.Fatalf("no port on %s free for both TCP and UDP in 20 tries", ip)
+	return ""
+}
+
+// proc is a program run by a test, its stdout and stderr collected by
+// line. It is killed at the test's cleanup.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	done chan struct{} // closed once the program has exited
+	mu   sync.Mutex
+	out  []string
+	more chan struct{} // signalled on each new line
+}
+
+func startProc(t *testing.T, path string, args ...string) *proc {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(path, args...)
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Start(); err != nil {
+		r.Close()
+		w.Close()
+		t.Fatal(err)
+	}
+	w.Close()
+	p := &proc{name: path, cmd: cmd, done: make(chan struct{}), more: make(chan struct{}, 1)}
+	go func() {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.out = append(p.out, sc.Text())
+			p.mu.Unlock()
+			select {
+			case p.more <- struct{}{}:
+			default:
+			}
+		}
+		r.Close()
+		cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(p.kill)
+	return p
+}
+
+// kill kills the program and waits until it has exited.
+func (p *proc) kill() {
+	p.cmd.Process.Kill()
+	<-p.done
+}
+
+func (p *proc) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return strings.Join(p.out, "\n")
+}
+
+// waitLine waits up to testDeadline for an output line containing s. It
+// returns false if the program exits first.
+func (p *proc) waitLine(t *testing.T, s string) bool {
+	t.Helper()
+	timeout := time.After(testDeadline)
+	for {
+		p.mu.Lock()
+		for _, l := range p.out {
+			if strings.Contains(l, s) {
+				p.mu.Unlock()
+				return true
+			}
+		}
+		p.mu.Unlock()
+		select {
+		case <-p.more:
+		case <-p.done:
+			// Lines written just before the exit may not be collected yet;
+			// done is closed only after the reader has seen EOF, so one
+			// more look is complete.
+			return strings.Contains(p.output(), s)
+		case <-timeout:
+			t.Fatalf("%s wrote no line with %q within %v; its output:\n%s", p.name, s, testDeadline, p.output())
 		}
 	}
 }
