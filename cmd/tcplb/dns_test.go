@@ -5,6 +5,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -279,5 +281,91 @@ func (p *proc) waitLine(t *testing.T, s string) bool {
 		case <-timeout:
 			t.Fatalf("%s wrote no line with %q within %v; its output:\n%s", p.name, s, testDeadline, p.output())
 		}
+	}
+}
+
+// iperfSum is the part of iperf3's --json output the test reads.
+type iperfSum struct {
+	Bytes       int64   `json:"bytes"`
+	Packets     int64   `json:"packets"`
+	LostPackets int64   `json:"lost_packets"`
+	LostPercent float64 `json:"lost_percent"`
+}
+
+// TestIperf3UDP runs iperf3's UDP test through tcplb. iperf3 talks over a
+// TCP control connection and sends its UDP data to the same port, so tcplb
+// has a TCP and a UDP listener on one address, each with a pool (a pool
+// serves one protocol) of the one iperf3 server.
+func TestIperf3UDP(t *testing.T) {
+	bin := lookTool(t, "iperf3", "iperf3 not found: install the Debian package iperf3 (apt-get install iperf3)")
+	var srv string
+	for attempt := 1; ; attempt++ {
+		port := freeDualPort(t, "127.0.0.1")
+		p := startProc(t, bin, "-s", "-1", "-B", "127.0.0.1", "-p", port, "--forceflush")
+		if p.waitLine(t, "Server listening on "+port) {
+			srv = net.JoinHostPort("127.0.0.1", port)
+			break
+		}
+		if attempt == 2 {
+			t.Fatalf("iperf3 -s exited twice before listening; its output:\n%s", p.output())
+		}
+		t.Logf("iperf3 -s on port %s exited before listening (port taken?), trying another; its output:\n%s", port, p.output())
+	}
+	lb := net.JoinHostPort("127.0.0.1", freeDualPort(t, "127.0.0.1"))
+	cfg := writeFile(t, "tcplb.yaml", fmt.Sprintf(`
+listeners:
+  - {name: control, listen: %q, pool: control}
+  - {name: data, protocol: udp, listen: %q, pool: data}
+pools:
+  - {name: control, backends: [%q]}
+  - {name: data, backends: [%q]}
+timeouts: {udp_idle: 1s}
+`, lb, lb, srv, srv))
+	d := startDaemon(t, "-config", cfg)
+	d.waitLog(t, "listening", 2)
+	_, lbPort, _ := net.SplitHostPort(lb)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, "-c", "127.0.0.1", "-p", lbPort,
+		"-u", "-b", "50M", "-t", "2", "-l", "1200", "--json").Output()
+	var res struct {
+		Error string `json:"error"`
+		End   struct {
+			Sent     iperfSum `json:"sum_sent"`
+			Received iperfSum `json:"sum_received"`
+		} `json:"end"`
+	}
+	if jerr := json.Unmarshal(out, &res); jerr != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			out = append(out, ee.Stderr...)
+		}
+		t.Fatalf("iperf3 -c (%v) wrote no JSON result (%v):\n%s", err, jerr, out)
+	}
+	if err != nil || res.Error != "" {
+		t.Fatalf("iperf3 -c through tcplb: %v: %s", err, res.Error)
+	}
+	sent, got := res.End.Sent, res.End.Received
+	t.Logf("iperf3 UDP through tcplb: sent %d datagrams (%d bytes), the server got %d bytes, lost %d (%.2f%%)",
+		sent.Packets, sent.Bytes, got.Bytes, got.LostPackets, got.LostPercent)
+	if got.Bytes == 0 || got.Packets == 0 {
+		t.Fatalf("the iperf3 server received nothing: %+v", got)
+	}
+	if got.LostPercent >= 5 {
+		t.Errorf("iperf3 lost %.2f%% of its datagrams through tcplb, want under 5%%", got.LostPercent)
+	}
+
+	// The data went through tcplb's UDP listener, as one session, which
+	// ends a second after the test.
+	rec := d.waitLog(t, "udp session", 1)
+	if rec["listener"] != "data" || rec["backend"] != srv || rec["end"] != "idle timeout" {
+		t.Errorf("access log %v, want a session of listener data to %s ended by idle timeout", rec, srv)
+	}
+	if n, _ := rec["client_datagrams"].(float64); int64(n) < got.Packets-got.LostPackets {
+		t.Errorf("tcplb relayed %v client datagrams, fewer than the %d the server got", rec["client_datagrams"], got.Packets-got.LostPackets)
+	}
+	if c := d.waitLog(t, "connection", 1); c["listener"] != "control" || c["backend"] != srv {
+		t.Errorf("access log %v, want iperf3's control connection on listener control to %s", c, srv)
 	}
 }
