@@ -9,11 +9,13 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"weak"
 )
 
 const udpTestDeadline = 5 * time.Second
@@ -596,4 +598,71 @@ func newUDPClientFrom(t *testing.T, src string, lb netip.AddrPort) *udpClient {
 	}
 	t.Cleanup(func() { c.Close() })
 	return &udpClient{t: t, c: c, lb: lb}
+}
+
+// TestUDPBackendDatagrams: each backend counts the datagrams its sessions
+// passed each way (in: replies from it; out: to it), beside its bytes;
+// dropped datagrams are not counted, and a backend no UDP session used
+// reports none.
+func TestUDPBackendDatagrams(t *testing.T) {
+	u := &UDPBalancer{Pool: udpPool(t, "round-robin", udpEcho(t, "127.0.0.1", "a"), udpEcho(t, "127.0.0.1", "b")), MaxDatagram: 10}
+	lb := serveUDP(t, "127.0.0.1", u)
+	sent := map[string]int{}
+	for i, n := range []int{3, 2} {
+		c := newUDPClient(t, lb)
+		for range n {
+			sent[backendOf(c.ask(fmt.Sprint(i)))]++
+		}
+		c.c.WriteToUDPAddrPort(make([]byte, 11), lb) // too large: dropped before the backend
+	}
+	if sent["a"] != 3 || sent["b"] != 2 {
+		t.Fatalf("sessions reached %v, want 3 datagrams to a and 2 to b (round robin)", sent)
+	}
+	waitUDP(t, "the drops and the last reply's count", func() bool {
+		s := u.Stats()
+		return s.Dropped["too_large"] == 2 && s.DatagramsOut == 5
+	})
+	for i, want := range []uint64{3, 2} {
+		b := u.Pool.Backends()[i]
+		in, out := b.Datagrams()
+		if in != want || out != want {
+			t.Errorf("%s: Datagrams() = %d in, %d out; want %d each way", b.Addr(), in, out, want)
+		}
+		// A datagram of "0" or "1" is 1 byte to the backend, its reply
+		// ("a 0") 3 bytes back.
+		if s := b.Stats(); s.BytesOut != want || s.BytesIn != 3*want {
+			t.Errorf("%s: bytes %d in, %d out; want %d, %d", b.Addr(), s.BytesIn, s.BytesOut, 3*want, want)
+		}
+	}
+	tcp, err := NewBackend("127.0.0.1:1", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in, out := tcp.Datagrams(); in != 0 || out != 0 {
+		t.Errorf("a backend no UDP session used: Datagrams() = %d, %d; want 0, 0", in, out)
+	}
+}
+
+// TestUDPBackendDatagramsForgotten: the table of datagram counts keeps no
+// backend alive and loses the entry of a collected one (a backend a reload
+// removed).
+func TestUDPBackendDatagramsForgotten(t *testing.T) {
+	k := func() weak.Pointer[Backend] { // b is unreachable once this returns
+		b, err := NewBackend("127.0.0.1:1", 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		datagramsOf(b).out.Add(1)
+		if _, out := b.Datagrams(); out != 1 {
+			t.Fatalf("Datagrams() out = %d, want 1", out)
+		}
+		return weak.Make(b)
+	}()
+	// Cleanups run after a collection, on their own goroutine: collect
+	// until the entry is gone.
+	waitUDP(t, "the collected backend's entry to go", func() bool {
+		runtime.GC()
+		_, ok := udpBackends.Load(k)
+		return !ok
+	})
 }
