@@ -82,6 +82,7 @@ type Pool struct {
 type handler struct {
 	listeners      []Listener
 	pools          []Pool
+	udpPools       map[string]bool // the pools UDP listeners serve, by name
 	token          []byte
 	protectMetrics bool
 	ui             http.Handler
@@ -99,6 +100,7 @@ func New(c Config) http.Handler {
 		ui:             c.UI,
 		mux:            http.NewServeMux(),
 	}
+	h.udpPools = udpPools(h.listeners)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

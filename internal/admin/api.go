@@ -42,10 +42,11 @@ type listenerJSON struct {
 	Accepted uint64            `json:"accepted"`
 	Rejected map[string]uint64 `json:"rejected"` // keyed by rejectLabels (tcp) or tcplb.UDPDropReasons (udp)
 
-	DatagramsIn  uint64 `json:"datagrams_in,omitempty"`  // udp: from clients
-	DatagramsOut uint64 `json:"datagrams_out,omitempty"` // udp: replies to clients
-	BytesIn      uint64 `json:"bytes_in,omitempty"`
-	BytesOut     uint64 `json:"bytes_out,omitempty"`
+	// UDP only (absent for TCP, present from 0 for UDP).
+	DatagramsIn  *uint64 `json:"datagrams_in,omitempty"`  // from clients
+	DatagramsOut *uint64 `json:"datagrams_out,omitempty"` // replies to clients
+	BytesIn      *uint64 `json:"bytes_in,omitempty"`
+	BytesOut     *uint64 `json:"bytes_out,omitempty"`
 }
 
 type poolJSON struct {
@@ -68,6 +69,11 @@ type backendJSON struct {
 	ConnectErrors uint64    `json:"connect_errors"`
 	BytesIn       uint64    `json:"bytes_in"`  // from the backend
 	BytesOut      uint64    `json:"bytes_out"` // to the backend
+
+	// The backend's datagrams (in: replies from it; out: to it), only in
+	// the pools that UDP listeners serve.
+	DatagramsIn  *uint64 `json:"datagrams_in,omitempty"`
+	DatagramsOut *uint64 `json:"datagrams_out,omitempty"`
 }
 
 type connectionsReply struct {
@@ -116,7 +122,7 @@ func (h *handler) listPools(w http.ResponseWriter, r *http.Request) {
 			s := l.UDP.Stats()
 			reply.Listeners = append(reply.Listeners, listenerJSON{
 				Name: l.Name, Pool: l.Pool, Protocol: "udp", Active: int(s.Active), Accepted: uint64(s.Total), Rejected: s.Dropped,
-				DatagramsIn: s.DatagramsIn, DatagramsOut: s.DatagramsOut, BytesIn: s.BytesIn, BytesOut: s.BytesOut,
+				DatagramsIn: &s.DatagramsIn, DatagramsOut: &s.DatagramsOut, BytesIn: &s.BytesIn, BytesOut: &s.BytesOut,
 			})
 			continue
 		}
@@ -137,8 +143,14 @@ func (h *handler) listPools(w http.ResponseWriter, r *http.Request) {
 			Available: len(p.Pool.Available()),
 			Backends:  make([]backendJSON, 0, len(backends)),
 		}
+		udp := h.udpPools[pj.Name]
 		for _, b := range backends {
-			pj.Backends = append(pj.Backends, backendInfo(b))
+			bj := backendInfo(b)
+			if udp {
+				in, out := b.Datagrams()
+				bj.DatagramsIn, bj.DatagramsOut = &in, &out
+			}
+			pj.Backends = append(pj.Backends, bj)
 		}
 		reply.Pools = append(reply.Pools, pj)
 	}

@@ -35,6 +35,7 @@ var states = []tcplb.State{tcplb.StateUp, tcplb.StateDown, tcplb.StateDraining, 
 type collector struct {
 	listeners []Listener
 	pools     []Pool
+	udpPools  map[string]bool // the pools UDP listeners serve, by name
 
 	accepted, active, rejected, duration, proxyErrors *prometheus.Desc
 
@@ -43,7 +44,7 @@ type collector struct {
 	udpDatagrams, udpBytes, udpActive, udpTotal, udpDropped, udpDuration *prometheus.Desc
 
 	backendTotal, backendActive, backendUp, backendErrors, backendBytes,
-	backendWeight, backendState, backendConnect *prometheus.Desc
+	backendWeight, backendState, backendConnect, backendDatagrams *prometheus.Desc
 }
 
 func newCollector(listeners []Listener, pools []Pool) *collector {
@@ -52,6 +53,7 @@ func newCollector(listeners []Listener, pools []Pool) *collector {
 	return &collector{
 		listeners: listeners,
 		pools:     pools,
+		udpPools:  udpPools(listeners),
 
 		accepted: prometheus.NewDesc("tcplb_connections_total",
 			"Client connections accepted by the listener.", l, nil),
@@ -104,7 +106,21 @@ func newCollector(listeners []Listener, pools []Pool) *collector {
 			[]string{"pool", "backend", "state"}, nil),
 		backendConnect: prometheus.NewDesc("tcplb_backend_connect_seconds",
 			"Time taken by the successful dials to the backend.", b, nil),
+		backendDatagrams: prometheus.NewDesc("tcplb_backend_datagrams_total",
+			"Datagrams UDP sessions passed through the backend, by direction as tcplb_backend_bytes_total: in = replies read from the backend, out = datagrams written to it. Only for the backends of pools that UDP listeners serve.",
+			[]string{"pool", "backend", "direction"}, nil),
 	}
+}
+
+// udpPools returns the names of the pools that the UDP listeners serve.
+func udpPools(listeners []Listener) map[string]bool {
+	m := map[string]bool{}
+	for _, l := range listeners {
+		if l.UDP != nil {
+			m[l.Pool] = true
+		}
+	}
+	return m
 }
 
 func (c *collector) descs() []*prometheus.Desc {
@@ -112,7 +128,7 @@ func (c *collector) descs() []*prometheus.Desc {
 		c.accepted, c.active, c.rejected, c.duration, c.proxyErrors, c.loopAccepted,
 		c.udpDatagrams, c.udpBytes, c.udpActive, c.udpTotal, c.udpDropped, c.udpDuration,
 		c.backendTotal, c.backendActive, c.backendUp, c.backendErrors, c.backendBytes,
-		c.backendWeight, c.backendState, c.backendConnect,
+		c.backendWeight, c.backendState, c.backendConnect, c.backendDatagrams,
 	}
 }
 
@@ -171,6 +187,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 				ch <- prometheus.MustNewConstMetric(c.backendState, gauge, boolValue(st == x), pool, addr, x.String())
 			}
 			ch <- constHistogram(c.backendConnect, b.ConnectTimes(), pool, addr)
+			if c.udpPools[pool] {
+				in, out := b.Datagrams()
+				ch <- prometheus.MustNewConstMetric(c.backendDatagrams, counter, float64(in), pool, addr, "in")
+				ch <- prometheus.MustNewConstMetric(c.backendDatagrams, counter, float64(out), pool, addr, "out")
+			}
 		}
 	}
 }

@@ -147,7 +147,7 @@ func TestCollectorDescribe(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	u := udpListener(t)
 	c := newCollector([]Listener{{Name: "main", Pool: "app", Balancer: e.lb}, {Name: "dns", Pool: "dns", UDP: u}},
-		[]Pool{{Pool: e.pool, Strategy: "round-robin"}, {Pool: e.v6, Strategy: "round-robin"}})
+		[]Pool{{Pool: e.pool, Strategy: "round-robin"}, {Pool: e.v6, Strategy: "round-robin"}, {Pool: u.Pool}})
 	reg.MustRegister(c)
 	families, err := reg.Gather()
 	if err != nil {
@@ -156,12 +156,12 @@ func TestCollectorDescribe(t *testing.T) {
 	ch := make(chan *prometheus.Desc, 100)
 	c.Describe(ch)
 	close(ch)
-	want := 19
+	want := 20
 	if tcplb.EventLoopConnections() != nil {
 		want++ // tcplb_event_loop_connections_total, with the event loops running
 	}
-	if len(ch) != 20 || len(families) != want {
-		t.Errorf("Describe sent %d descs, Gather found %d families; want 20 and %d", len(ch), len(families), want)
+	if len(ch) != 21 || len(families) != want {
+		t.Errorf("Describe sent %d descs, Gather found %d families; want 21 and %d", len(ch), len(families), want)
 	}
 }
 
