@@ -64,6 +64,8 @@ type fakeBackend struct {
 	ConnectErrors int64     `json:"connect_errors"`
 	BytesIn       int64     `json:"bytes_in"`
 	BytesOut      int64     `json:"bytes_out"`
+	DatagramsIn   *int64    `json:"datagrams_in,omitempty"`  // a UDP pool's backend
+	DatagramsOut  *int64    `json:"datagrams_out,omitempty"` // a UDP pool's backend
 
 	perPoll int64 // new connections per GET while up
 	base    int64 // active connections around which it moves
@@ -71,13 +73,14 @@ type fakeBackend struct {
 
 // wantStates is the state of every backend of newFakeAPI, by pool and address.
 var wantStates = map[[2]string]string{
-	{"app", "127.0.0.1:3001"}: "up",
-	{"app", "[::1]:3002"}:     "up",
-	{"app", "127.0.0.1:3003"}: "up",
-	{"app", "127.0.0.1:3004"}: "down",
-	{"db", "127.0.0.1:5432"}:  "up",
-	{"db", "127.0.0.1:5433"}:  "ejected",
-	{"db", "127.0.0.1:5434"}:  "draining",
+	{"app", "127.0.0.1:3001"}:       "up",
+	{"app", "[::1]:3002"}:           "up",
+	{"app", "127.0.0.1:3003"}:       "up",
+	{"app", "127.0.0.1:3004"}:       "down",
+	{"db", "127.0.0.1:5432"}:        "up",
+	{"db", "127.0.0.1:5433"}:        "ejected",
+	{"db", "127.0.0.1:5434"}:        "draining",
+	{"resolvers", "127.0.0.1:5353"}: "up",
 }
 
 // newFakeAPI returns a fake with two pools whose backends are in every state.
@@ -101,6 +104,10 @@ func newFakeAPI() *fakeAPI {
 				{Addr: "127.0.0.1:5432", Weight: 1, MaxConns: 100, State: "up", Since: now.Add(-26 * time.Hour), Ramp: 1, Total: 9000, perPoll: 4, base: 61},
 				{Addr: "127.0.0.1:5433", Weight: 1, MaxConns: 100, State: "ejected", Reason: "5 connect errors in 10s", Since: now.Add(-90 * time.Second), Ramp: 1, Total: 700, ConnectErrors: 5},
 				{Addr: "127.0.0.1:5434", Weight: 1, MaxConns: 100, State: "draining", Reason: "drained by operator", Since: now.Add(-12 * time.Minute), Ramp: 1, Total: 3100, Active: 4},
+			}},
+			{Name: "resolvers", Strategy: "hash", Backends: []*fakeBackend{
+				{Addr: "127.0.0.1:5353", Weight: 1, State: "up", Since: now.Add(-time.Hour), Ramp: 1, Total: 500, perPoll: 20, base: 7,
+					DatagramsIn: new(int64(2400)), DatagramsOut: new(int64(2500))},
 			}},
 		},
 	}
@@ -143,6 +150,10 @@ func (f *fakeAPI) getPools(w http.ResponseWriter, _ *http.Request) {
 				b.BytesIn += n * (900 + (g*37)%400)
 				b.BytesOut += n * (21000 + (g*1301)%9000)
 				b.Active = b.base + g%4
+				if b.DatagramsIn != nil { // two datagrams each way per session
+					*b.DatagramsIn += 2 * n
+					*b.DatagramsOut += 2 * n
+				}
 				if b.Ramp < 1 {
 					b.Ramp = min(1, b.Ramp+0.02)
 				}
@@ -154,7 +165,7 @@ func (f *fakeAPI) getPools(w http.ResponseWriter, _ *http.Request) {
 			}
 			active += b.Active
 		}
-		if i < len(f.listeners) {
+		if i < len(f.listeners) && f.listeners[i].Protocol != "udp" {
 			l := f.listeners[i]
 			l.Active, l.Accepted = active, l.Accepted+accepted
 		}

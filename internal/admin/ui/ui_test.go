@@ -323,6 +323,12 @@ func TestDashboard(t *testing.T) {
 				t.Errorf("UDP listener chip = %q, want %q in it", udp, want)
 			}
 		}
+		// A UDP pool's card counts sessions and datagrams per second.
+		waitFor[bool](p, "the UDP pool's datagram rate",
+			`/^\d+ sessions · [\d.,]+ sessions\/s · [\d.,]+ datagrams\/s · in /.test(document.querySelector('section[data-pool="resolvers"] [data-field="totals"]').textContent)`)
+		if got := eval[string](p, fmt.Sprintf(`document.querySelector(%s).title`, js(rowSel("resolvers", "127.0.0.1:5353")+` [data-field="rate"]`))); !strings.Contains(got, "datagrams to the backend") {
+			t.Errorf("rate tooltip of a UDP backend = %q, want its datagrams", got)
+		}
 		waitFor[bool](p, "status live", `document.querySelector("#status").dataset.state === "live"`)
 	})
 

@@ -328,7 +328,9 @@
     setAttr(card.available, 'data-health',
       backends.length === 0 || avail === 0 ? 'bad' : avail < backends.length ? 'warn' : 'ok');
 
-    let prev = null, active = 0, rate = 0, bin = 0, bout = 0, haveRate = false;
+    // A pool that UDP listeners serve has its backends' datagram counts:
+    // its connections are sessions.
+    let prev = null, active = 0, rate = 0, bin = 0, bout = 0, dg = 0, haveRate = false, udp = false;
     for (const b of backends) {
       const key = p.name + '\n' + b.addr;
       seenRows.add(key);
@@ -338,7 +340,8 @@
       prev = row.tr;
       updateRow(row, b, t);
       active += Number(b.active) || 0;
-      if (row.rate !== null) { haveRate = true; rate += row.rate; bin += row.bin; bout += row.bout; }
+      if (row.rate !== null) { haveRate = true; rate += row.rate; bin += row.bin; bout += row.bout; dg += row.dg || 0; }
+      udp = udp || row.udp;
     }
     if (backends.length === 0) {
       if (!card.none) {
@@ -350,9 +353,16 @@
     } else if (card.none && card.none.parentNode) {
       card.none.remove();
     }
-    const totals = haveRate
-      ? `${intFmt.format(active)} active · ${fmtRate(rate)} conn/s · in ${fmtBytes(bin)} · out ${fmtBytes(bout)}`
-      : `${intFmt.format(active)} active`;
+    let totals;
+    if (udp) {
+      totals = haveRate
+        ? `${intFmt.format(active)} sessions · ${fmtRate(rate)} sessions/s · ${fmtRate(dg)} datagrams/s · in ${fmtBytes(bin)} · out ${fmtBytes(bout)}`
+        : `${intFmt.format(active)} sessions`;
+    } else {
+      totals = haveRate
+        ? `${intFmt.format(active)} active · ${fmtRate(rate)} conn/s · in ${fmtBytes(bin)} · out ${fmtBytes(bout)}`
+        : `${intFmt.format(active)} active`;
+    }
     setText(card.totals, totals);
   }
 
@@ -378,6 +388,7 @@
       actedAt: 0,             // performance.now() of the last drain/enable answer
       prev: null,             // {t, total, bin, bout} of the last poll
       rate: null, bin: null, bout: null,
+      udp: false, dg: null,   // a UDP pool's backend; its datagrams per second, both ways
       history: [],
       spark: makeSpark(f('spark')),
     };
@@ -398,19 +409,24 @@
     row.active.classList.toggle('zero', !(Number(b.active) > 0));
 
     // Rates from the deltas between two polls, timed by the server's clock.
-    const cur = { t, total: Number(b.total) || 0, bin: Number(b.bytes_in) || 0, bout: Number(b.bytes_out) || 0 };
+    row.udp = b.datagrams_in !== undefined;
+    const cur = {
+      t, total: Number(b.total) || 0, bin: Number(b.bytes_in) || 0, bout: Number(b.bytes_out) || 0,
+      dg: (Number(b.datagrams_in) || 0) + (Number(b.datagrams_out) || 0),
+    };
     const prev = row.prev;
     if (prev && cur.t > prev.t) {
       const dt = (cur.t - prev.t) / 1000;
-      if (cur.total >= prev.total && cur.bin >= prev.bin && cur.bout >= prev.bout) {
+      if (cur.total >= prev.total && cur.bin >= prev.bin && cur.bout >= prev.bout && cur.dg >= prev.dg) {
         row.rate = (cur.total - prev.total) / dt;
+        row.dg = (cur.dg - prev.dg) / dt;
         row.bin = (cur.bin - prev.bin) / dt;
         row.bout = (cur.bout - prev.bout) / dt;
         row.history.push(row.rate);
         if (row.history.length > HISTORY) row.history.shift();
       } else {
         // Counters went back: the backend or the daemon restarted.
-        row.rate = row.bin = row.bout = null;
+        row.rate = row.bin = row.bout = row.dg = null;
       }
       row.prev = cur;
     } else if (!prev) {
@@ -425,7 +441,9 @@
     row.outCell.classList.toggle('zero', !row.bout);
     drawSpark(row.spark, row.history);
     const errs = Number(b.connect_errors) || 0;
-    setAttr(row.rateCell, 'title', `${intFmt.format(Number(b.total) || 0)} connections in total, ${intFmt.format(errs)} connect errors`);
+    setAttr(row.rateCell, 'title', row.udp
+      ? `${intFmt.format(Number(b.total) || 0)} sessions in total, ${intFmt.format(Number(b.datagrams_out) || 0)} datagrams to the backend, ${intFmt.format(Number(b.datagrams_in) || 0)} from it`
+      : `${intFmt.format(Number(b.total) || 0)} connections in total, ${intFmt.format(errs)} connect errors`);
   }
 
   // applyState shows the state of a backend object (from a poll or from the
