@@ -31,6 +31,8 @@ type Backend struct {
 	connectErrors atomic.Uint64
 	bytesIn       atomic.Uint64 // bytes read from this backend
 	bytesOut      atomic.Uint64 // bytes written to this backend
+	dgramsIn      atomic.Uint64 // UDP: replies read from this backend
+	dgramsOut     atomic.Uint64 // UDP: client datagrams written to this backend
 
 	connectTime histogram // how long successful dials took
 
@@ -163,6 +165,13 @@ type Stats struct {
 }
 
 // Stats returns the backend's counters. Byte counts are added when a
+// Datagrams returns how many datagrams UDP sessions have passed through
+// the backend, in the directions of Stats' BytesIn and BytesOut: in, the
+// replies read from it; out, the client datagrams written to it (after
+// the listener's limits and drops). Both are 0 for a backend no
+// UDPBalancer has sent to.
+func (b *Backend) Datagrams() (in, out uint64) { return b.dgramsIn.Load(), b.dgramsOut.Load() }
+
 // forwarding direction finishes or pauses, not per read.
 func (b *Backend) Stats() Stats {
 	return Stats{

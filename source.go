@@ -40,24 +40,12 @@ func (t *sourceTable) acquire(a netip.Addr, maxConns int, rate, burst float64, n
 	ns := monoNanos(now)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	s := t.m[a]
-	if s == nil {
-		if len(t.m) >= t.max {
-			t.evict(rate, burst, ns)
-		}
-		s = &source{tokens: burst, last: ns}
-		t.m[a] = s
-	}
+	s := t.entry(a, rate, burst, ns)
 	if maxConns > 0 && s.active >= maxConns {
 		return EndSourceLimit
 	}
-	if rate > 0 {
-		s.tokens = min(burst, s.tokens+rate*float64(ns-s.last)/1e9)
-		s.last = ns
-		if s.tokens < 1 {
-			return EndRateLimited
-		}
-		s.tokens--
+	if rate > 0 && !s.spend(rate, burst, ns) {
+		return EndRateLimited
 	}
 	s.active++
 	return ""
@@ -70,6 +58,12 @@ func (t *sourceTable) take(a netip.Addr, rate, burst float64, now time.Time) boo
 	ns := monoNanos(now)
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	return t.entry(a, rate, burst, ns).spend(rate, burst, ns)
+}
+
+// entry returns a's entry, made with a full bucket if a has none, making
+// room first when the table is full; t.mu is held.
+func (t *sourceTable) entry(a netip.Addr, rate, burst float64, ns int64) *source {
 	s := t.m[a]
 	if s == nil {
 		if len(t.m) >= t.max {
@@ -78,6 +72,12 @@ func (t *sourceTable) take(a netip.Addr, rate, burst float64, now time.Time) boo
 		s = &source{tokens: burst, last: ns}
 		t.m[a] = s
 	}
+	return s
+}
+
+// spend refills s's bucket up to ns and takes a token from it, reporting
+// whether there was one.
+func (s *source) spend(rate, burst float64, ns int64) bool {
 	s.tokens = min(burst, s.tokens+rate*float64(ns-s.last)/1e9)
 	s.last = ns
 	if s.tokens < 1 {

@@ -8,12 +8,10 @@ import (
 	"math"
 	"net"
 	"net/netip"
-	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
-	"weak"
 
 	"github.com/tcplb/tcplb/internal/dgram"
 	"github.com/tcplb/tcplb/internal/proxyproto"
@@ -161,44 +159,6 @@ func (u *UDPBalancer) Stats() UDPStats {
 		s.Dropped[r] = u.drops[i].Load()
 	}
 	return s
-}
-
-// backendDatagrams counts the datagrams UDP sessions passed to and from one
-// backend. Bytes are in Backend's own counters; datagram counts live here,
-// in a table beside Backend keyed by weak pointers, so that a TCP backend
-// carries nothing for them and a backend dropped by a reload takes its
-// entry with it when it is collected.
-type backendDatagrams struct {
-	in, out atomic.Uint64 // replies read from the backend; datagrams written to it
-}
-
-var udpBackends sync.Map // weak.Pointer[Backend] -> *backendDatagrams
-
-// datagramsOf returns b's datagram counts, making them on the first call.
-// A session calls it once, when it opens.
-func datagramsOf(b *Backend) *backendDatagrams {
-	k := weak.Make(b)
-	if v, ok := udpBackends.Load(k); ok {
-		return v.(*backendDatagrams)
-	}
-	v, loaded := udpBackends.LoadOrStore(k, new(backendDatagrams))
-	if !loaded {
-		runtime.AddCleanup(b, func(k weak.Pointer[Backend]) { udpBackends.Delete(k) }, k)
-	}
-	return v.(*backendDatagrams)
-}
-
-// Datagrams returns how many datagrams UDP sessions have passed through
-// the backend, in the directions of Stats' BytesIn and BytesOut: in, the
-// replies read from it; out, the client datagrams written to it (after
-// the listener's limits and drops). Both are 0 for a backend no
-// UDPBalancer has sent to.
-func (b *Backend) Datagrams() (in, out uint64) {
-	if v, ok := udpBackends.Load(weak.Make(b)); ok {
-		d := v.(*backendDatagrams)
-		return d.in.Load(), d.out.Load()
-	}
-	return 0, 0
 }
 
 // ErrUDPBalancerClosed is returned by Serve after Close.
@@ -475,7 +435,7 @@ func (h udpPolicy) Open(client netip.AddrPort, _ []byte) dgram.Verdict {
 	}
 	b.total.Add(1)
 	u.total.Add(1)
-	s := &udpSession{u: u, cfg: cfg, b: b, bd: datagramsOf(b), client: client, start: time.Now(), seen: avail, counted: counted}
+	s := &udpSession{u: u, cfg: cfg, b: b, client: client, start: time.Now(), seen: avail, counted: counted}
 	return dgram.Verdict{Session: s, Backend: ap, Prefix: prefix}
 }
 
@@ -512,7 +472,6 @@ type udpSession struct {
 	u       *UDPBalancer
 	cfg     *udpSettings // the balancer's settings when the session opened
 	b       *Backend
-	bd      *backendDatagrams // b's datagram counts
 	client  netip.AddrPort
 	start   time.Time
 	seen    *[]*Backend         // the pool's Available snapshot b was last found in
@@ -545,7 +504,7 @@ func (s *udpSession) FromClient(n int) dgram.Pass {
 	s.u.dgIn.Add(1)
 	s.u.bytesIn.Add(uint64(n))
 	s.b.bytesOut.Add(uint64(n))
-	s.bd.out.Add(1)
+	s.b.dgramsOut.Add(1)
 	return dgram.Forward
 }
 
@@ -555,7 +514,7 @@ func (s *udpSession) FromBackend(n int) {
 	s.u.dgOut.Add(1)
 	s.u.bytesOut.Add(uint64(n))
 	s.b.bytesIn.Add(uint64(n))
-	s.bd.in.Add(1)
+	s.b.dgramsIn.Add(1)
 }
 
 // Ways a UDP session ends, beside EndIdle, EndShutdown and EndDrained.

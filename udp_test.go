@@ -9,13 +9,11 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-	"weak"
 )
 
 const udpTestDeadline = 5 * time.Second
@@ -641,28 +639,4 @@ func TestUDPBackendDatagrams(t *testing.T) {
 	if in, out := tcp.Datagrams(); in != 0 || out != 0 {
 		t.Errorf("a backend no UDP session used: Datagrams() = %d, %d; want 0, 0", in, out)
 	}
-}
-
-// TestUDPBackendDatagramsForgotten: the table of datagram counts keeps no
-// backend alive and loses the entry of a collected one (a backend a reload
-// removed).
-func TestUDPBackendDatagramsForgotten(t *testing.T) {
-	k := func() weak.Pointer[Backend] { // b is unreachable once this returns
-		b, err := NewBackend("127.0.0.1:1", 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		datagramsOf(b).out.Add(1)
-		if _, out := b.Datagrams(); out != 1 {
-			t.Fatalf("Datagrams() out = %d, want 1", out)
-		}
-		return weak.Make(b)
-	}()
-	// Cleanups run after a collection, on their own goroutine: collect
-	// until the entry is gone.
-	waitUDP(t, "the collected backend's entry to go", func() bool {
-		runtime.GC()
-		_, ok := udpBackends.Load(k)
-		return !ok
-	})
 }

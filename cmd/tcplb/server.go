@@ -45,14 +45,10 @@ type server struct {
 // TCP a listening socket and a Balancer, for UDP a UDP socket and a
 // UDPBalancer.
 type listener struct {
-	cfg  config.Listener
-	held *held // the daemon's hold on the socket, for upgrades
-
-	ln net.Listener // TCP
-	lb *tcplb.Balancer
-
-	pc  *net.UDPConn // UDP
-	udp *tcplb.UDPBalancer
+	cfg config.Listener
+	socket
+	lb  *tcplb.Balancer    // TCP, on socket.ln
+	udp *tcplb.UDPBalancer // UDP, on socket.pc
 }
 
 // balancer is what stopping a listener needs of either kind of balancer.
@@ -75,10 +71,11 @@ func (l *listener) addr() net.Addr {
 	return l.ln.Addr()
 }
 
-// socket is a socket apply has bound for a new listener.
+// socket is a listener's socket: a TCP listening socket or a UDP one, and
+// the daemon's hold on it, for upgrades.
 type socket struct {
-	ln   net.Listener
-	pc   *net.UDPConn
+	ln   net.Listener // TCP
+	pc   *net.UDPConn // UDP
 	held *held
 }
 
@@ -213,7 +210,7 @@ func (s *server) apply(next *config.Config) error {
 			l.cfg = lc
 			continue
 		}
-		l := &listener{cfg: lc, ln: fresh[key].ln, held: fresh[key].held, lb: &tcplb.Balancer{
+		l := &listener{cfg: lc, socket: fresh[key], lb: &tcplb.Balancer{
 			Name:           lc.Name,
 			Pool:           pool,
 			ConnectTimeout: next.Timeouts.Connect,
@@ -281,7 +278,7 @@ func (s *server) applyUDP(key string, lc config.Listener, pool *tcplb.Pool, next
 		l.cfg = lc
 		return
 	}
-	l := &listener{cfg: lc, pc: k.pc, held: k.held, udp: u}
+	l := &listener{cfg: lc, socket: k, udp: u}
 	s.listeners[key] = l
 	go s.serve(l)
 	s.log.Info("listening", "listener", lc.Name, "protocol", "udp", "addr", l.addr().String(), "pool", lc.Pool,

@@ -38,18 +38,14 @@ func (s *reopenSession) FromBackend(int) {}
 
 func (s *reopenSession) Ended(why Reason, _ error) { s.ended <- why }
 
-// TestReopenEndsPromptly: a session ended while its reply reader is
-// between a reply and its next read (it has just sent a reply on) ends at
-// once, not at the idle timeout. The reader re-arms its read deadline
-// after each reply, and that must not undo the wake-up of an end that
-// came meanwhile; the window is small, so the test goes through it many
-// times.
-func TestReopenEndsPromptly(t *testing.T) {
+// echoServer starts a UDP echo server on loopback and returns its address.
+func echoServer(t *testing.T) netip.AddrPort {
+	t.Helper()
 	echo, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer echo.Close()
+	t.Cleanup(func() { echo.Close() })
 	go func() {
 		buf := make([]byte, 1500)
 		for {
@@ -60,19 +56,36 @@ func TestReopenEndsPromptly(t *testing.T) {
 			echo.WriteToUDPAddrPort(buf[:n], from)
 		}
 	}()
+	return echo.LocalAddr().(*net.UDPAddr).AddrPort()
+}
+
+// serve runs a Proxy with Handler h (idle timeout a minute) on a new
+// loopback socket until the test ends, and returns the socket's address.
+func serve(t *testing.T, h Handler) *net.UDPAddr {
+	t.Helper()
 	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &reopener{backend: echo.LocalAddr().(*net.UDPAddr).AddrPort(), ended: make(chan Reason, 4)}
 	p, err := New(pc, Config{Handler: h, Idle: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
 	go p.Serve()
-	defer p.Close()
+	t.Cleanup(func() { p.Close() })
+	return pc.LocalAddr().(*net.UDPAddr)
+}
 
-	c, err := net.DialUDP("udp", nil, pc.LocalAddr().(*net.UDPAddr))
+// TestReopenEndsPromptly: a session ended while its reply reader is
+// between a reply and its next read (it has just sent a reply on) ends at
+// once, not at the idle timeout. The reader re-arms its read deadline
+// after each reply, and that must not undo the wake-up of an end that
+// came meanwhile; the window is small, so the test goes through it many
+// times.
+func TestReopenEndsPromptly(t *testing.T) {
+	h := &reopener{backend: echoServer(t), ended: make(chan Reason, 4)}
+	lb := serve(t, h)
+	c, err := net.DialUDP("udp", nil, lb)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,36 +123,12 @@ func TestIdleSessionMemory(t *testing.T) {
 		t.Skip("on Windows a session keeps its own reply buffer")
 	}
 	const sessions = 2000
-	echo, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer echo.Close()
-	go func() {
-		buf := make([]byte, 1500)
-		for {
-			n, from, err := echo.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			echo.WriteToUDPAddrPort(buf[:n], from)
-		}
-	}()
-	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &counter{backend: echo.LocalAddr().(*net.UDPAddr).AddrPort()}
-	p, err := New(pc, Config{Handler: h, Idle: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go p.Serve()
-	defer p.Close()
-
+	h := &counter{backend: echoServer(t)}
+	lb := serve(t, h)
 	clients := make([]*net.UDPConn, sessions)
+	var err error
 	for i := range clients {
-		if clients[i], err = net.DialUDP("udp", nil, pc.LocalAddr().(*net.UDPAddr)); err != nil {
+		if clients[i], err = net.DialUDP("udp", nil, lb); err != nil {
 			t.Fatal(err)
 		}
 		defer clients[i].Close()
