@@ -291,9 +291,10 @@ func TestIdleTimeout(t *testing.T) {
 		time.Sleep(idle / 6) // pacing the traffic, not synchronising
 	}
 
-	// A silent one is closed after idle, plus scheduling slack.
-	quiet := dial(t, tl.addr)
+	// A silent one is closed after idle, plus scheduling slack. The clock
+	// starts before the dial: the proxy's starts at its accept, later.
 	start = time.Now()
+	quiet := dial(t, tl.addr)
 	n, err := quiet.Read(buf)
 	took := time.Since(start)
 	if n != 0 || err != io.EOF {

@@ -46,8 +46,8 @@ func TestConnectTimeout(t *testing.T) {
 	t.Run("next backend", func(t *testing.T) {
 		live := startBackend(t, echo)
 		tl := startLB(t, &Balancer{ConnectTimeout: timeout}, hole, live)
+		start := time.Now() // before the dial: the proxy's clock starts at its accept
 		c := dial(t, tl.addr)
-		start := time.Now()
 		io.WriteString(c, "hi")
 		c.CloseWrite()
 		got, err := io.ReadAll(c)
@@ -64,8 +64,8 @@ func TestConnectTimeout(t *testing.T) {
 
 	t.Run("only backend", func(t *testing.T) {
 		tl := startLB(t, &Balancer{ConnectTimeout: timeout}, hole)
+		start := time.Now() // before the dial: the proxy's clock starts at its accept
 		c := dial(t, tl.addr)
-		start := time.Now()
 		n, err := c.Read(make([]byte, 1))
 		took := time.Since(start)
 		if n != 0 || err == nil || isTimeout(err) {

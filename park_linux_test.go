@@ -77,8 +77,8 @@ func TestParkAndResume(t *testing.T) {
 func TestParkedIdleTimeout(t *testing.T) {
 	idle := 4 * parkAfter
 	tl := startLB(t, &Balancer{Engine: EngineGoroutines, IdleTimeout: idle}, startBackend(t, echo))
+	start := time.Now() // before the dial: the proxy's clock starts at its accept
 	c := dial(t, tl.addr)
-	start := time.Now()
 	n, err := c.Read(make([]byte, 1))
 	if n != 0 || err != io.EOF {
 		t.Fatalf("Read = %d, %v; want EOF from the idle timeout", n, err)
