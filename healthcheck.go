@@ -13,6 +13,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -32,7 +33,7 @@ const maxHealthExpect = 64 << 10
 // within Timeout fails. An up backend goes down after Fall consecutive
 // failed checks; a down backend comes up after Rise consecutive successes.
 //
-// A check is of one of three kinds:
+// A check is of one of four kinds:
 //
 //   - tcp (Send, Expect and HTTP empty): the backend accepts a connection.
 //   - send/expect: after connecting, Send is written, and the reply must
@@ -41,6 +42,9 @@ const maxHealthExpect = 64 << 10
 //     succeeds.
 //   - http: an HTTP/1.1 GET request, whose response status must be the
 //     wanted one (see HTTPCheck).
+//   - udp send/expect (Network "udp"): Send goes as one datagram over a
+//     connected UDP socket, and the first datagram back must start with
+//     Expect (see Network).
 //
 // The zero value is a tcp check with the defaults. WithDefaults fills in
 // the defaults and Validate reports the first bad field; use them in that
@@ -68,8 +72,26 @@ type HealthCheck struct {
 	// (0 to 65535); traffic still goes to the backend's port.
 	Port int
 
+	// Network is the transport of the check, as in net.Dial: "" or "tcp"
+	// (the default) for the tcp, send/expect and http checks, which
+	// connect over TCP; "udp" for a send/expect check over UDP, for the
+	// backends of a UDPBalancer (or any UDP service on Port).
+	//
+	// A udp check dials a UDP socket connected to the backend (its own
+	// port, or Port) and writes Send, which must not be empty, as one
+	// datagram of at most 65507 bytes. With Expect set, it then reads one
+	// datagram within Timeout, which must start with Expect (a shorter
+	// datagram fails). With Expect empty the check waits the whole Timeout
+	// for a reply and passes unless the backend's host answers with an
+	// ICMP port unreachable (the socket's ECONNREFUSED); a reply ends the
+	// wait early and passes too. Such a check tells only that the port is
+	// not closed: a backend that is down without an ICMP error (a host
+	// that is gone, a firewall that drops) passes, so set Expect when the
+	// protocol has a reply. HTTP is not allowed with "udp".
+	Network string
+
 	// Send is written, in one write, once the connection is made. It may
-	// be empty.
+	// be empty, except for a udp check, where it is the datagram sent.
 	Send string
 
 	// Expect, if not empty, is what the backend's reply must start with,
@@ -81,6 +103,16 @@ type HealthCheck struct {
 	// Send/Expect, which must then be empty.
 	HTTP *HTTPCheck
 }
+
+// Network values of a HealthCheck.
+const (
+	HealthTCP = "tcp" // connect over TCP: the tcp, send/expect and http checks
+	HealthUDP = "udp" // a send/expect check over UDP
+)
+
+// maxUDPSend is the longest Send of a udp check, in bytes: the largest
+// UDP payload over IPv4 (65535 less the IPv4 and UDP headers).
+const maxUDPSend = 65535 - 20 - 8
 
 // HTTPCheck is an HTTP health check: an HTTP/1.1 GET request on a new
 // connection, with "Connection: close" and "User-Agent: tcplb-health-check".
@@ -145,6 +177,14 @@ func (hc HealthCheck) Validate() error {
 		return fmt.Errorf("health check: port %d: must be between 0 and 65535", hc.Port)
 	case len(hc.Expect) > maxHealthExpect:
 		return fmt.Errorf("health check: expect of %d bytes: must be at most %d", len(hc.Expect), maxHealthExpect)
+	case hc.Network != "" && hc.Network != HealthTCP && hc.Network != HealthUDP:
+		return fmt.Errorf("health check: network %q: must be tcp or udp", hc.Network)
+	case hc.Network == HealthUDP && hc.HTTP != nil:
+		return errors.New("health check: network udp cannot be combined with http (an HTTP check connects over TCP)")
+	case hc.Network == HealthUDP && hc.Send == "":
+		return errors.New("health check: network udp: send must not be empty (a UDP check learns nothing without a datagram to send)")
+	case hc.Network == HealthUDP && len(hc.Send) > maxUDPSend:
+		return fmt.Errorf("health check: network udp: send of %d bytes: must be at most %d (one datagram)", len(hc.Send), maxUDPSend)
 	}
 	h := hc.HTTP
 	if h == nil {
@@ -168,12 +208,17 @@ func (hc HealthCheck) Validate() error {
 	return nil
 }
 
-// String describes the kind of check for logs: "tcp", "send/expect" or
-// "http GET /path".
+// String describes the kind of check for logs: "tcp", "send/expect",
+// "http GET /path", or for Network "udp" "udp send/expect" (with Expect)
+// or "udp send" (without).
 func (hc *HealthCheck) String() string {
 	switch {
 	case hc == nil:
 		return "none"
+	case hc.Network == HealthUDP && hc.Expect != "":
+		return "udp send/expect"
+	case hc.Network == HealthUDP:
+		return "udp send"
 	case hc.HTTP != nil:
 		return "http GET " + cmp.Or(hc.HTTP.Path, "/")
 	case hc.Send != "" || hc.Expect != "":
@@ -191,6 +236,7 @@ func (hc *HealthCheck) String() string {
 //	expect "PONG": got "ERR x"
 //	expect "PONG": timeout after 2s
 //	http GET /healthz: status 503
+//	udp 127.0.0.1:53: connection refused (ICMP port unreachable)
 //
 // The check ends after hc.Timeout or when ctx ends, whichever is first. If
 // ctx ends first the error wraps ctx's cause (errors.Is(err,
@@ -214,6 +260,10 @@ func (hc *HealthCheck) probe(ctx context.Context, addr string) error {
 		if req, err = hc.HTTP.request(addr); err != nil {
 			return err
 		}
+	}
+
+	if hc.Network == HealthUDP {
+		return hc.probeUDP(ctx, addr)
 	}
 
 	parent := ctx
@@ -249,6 +299,72 @@ func (hc *HealthCheck) probe(ctx context.Context, addr string) error {
 		return nil
 	}
 	return hc.expect(parent, c)
+}
+
+// probeUDP is probe for Network "udp": Send as one datagram on a socket
+// connected to addr, then one datagram back that starts with Expect, or,
+// with Expect empty, no ICMP port unreachable within Timeout.
+func (hc *HealthCheck) probeUDP(parent context.Context, addr string) error {
+	ctx, cancel := context.WithTimeout(parent, hc.Timeout)
+	defer cancel()
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "udp", addr) // sends nothing: resolves and connects the socket
+	if err != nil {
+		return hc.failure(parent, "udp "+addr, err)
+	}
+	defer c.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	// A port unreachable is reported on the socket's next call, a read
+	// mostly (or a write, after an earlier datagram's).
+	refused := func(err error) error {
+		if errors.Is(err, syscall.ECONNREFUSED) && parent.Err() == nil {
+			return fmt.Errorf("udp %s: connection refused (ICMP port unreachable)", addr)
+		}
+		return nil
+	}
+	if _, err := io.WriteString(c, hc.Send); err != nil {
+		return cmp.Or(refused(err), hc.failure(parent, "udp "+addr+": send", err))
+	}
+	want := hc.Expect
+	what := "expect " + quote(want)
+	buf := make([]byte, max(len(want), quoteMax)+1) // room to show a wrong reply; a longer datagram is cut
+	n, err := c.Read(buf)
+	if err != nil {
+		if r := refused(err); r != nil {
+			return r
+		}
+		if want == "" {
+			what = "udp " + addr + ": wait for a reply"
+		}
+		err = hc.failure(parent, what, err)
+		if te := (*timeoutError)(nil); want == "" && errors.As(err, &te) {
+			return nil // no reply, but no port unreachable either
+		}
+		return err
+	}
+	got := buf[:n]
+	if len(got) < len(want) || string(got[:len(want)]) != want {
+		if i := mismatchAt(got, want); i < len(got) && i >= quoteMax {
+			return fmt.Errorf("%s: got %s (differs at byte %d)", what, quote(string(got)), i)
+		}
+		return fmt.Errorf("%s: got %s", what, quote(string(got)))
+	}
+	return nil
+}
+
+// mismatchAt returns the index of the first byte where got and want
+// differ, or the length of the shorter if it is a prefix of the other.
+func mismatchAt(got []byte, want string) int {
+	i := 0
+	for i < len(got) && i < len(want) && got[i] == want[i] {
+		i++
+	}
+	return i
 }
 
 // expect reads from c until the reply is known to start with hc.Expect or
