@@ -56,6 +56,18 @@ type UDPBalancer struct {
 	// Pool holds the backends (UDP addresses) and the strategy. Required.
 	Pool *Pool
 
+	// Engine selects the data path, as Balancer.Engine does. With
+	// EngineEpoll (the default on Linux) the socket and every session's
+	// are served by an event loop of the balancer's own, which reads and
+	// sends datagrams in batches (recvmmsg, sendmmsg) and holds no
+	// goroutine or buffer per session; Serve then serves a duplicate of
+	// the socket and closes pc at once, so that Go's poller does not
+	// watch it too (pc.LocalAddr still answers). One loop serves one
+	// socket: a listener's datagrams are served on one core. With
+	// EngineGoroutines, a goroutine reads the socket and one per session
+	// reads its backend's replies.
+	Engine Engine
+
 	// IdleTimeout ends a session that passed no datagram either way for
 	// this long. If zero, DefaultUDPIdleTimeout (30s) is used; negative
 	// is an error.
@@ -101,7 +113,7 @@ type UDPBalancer struct {
 	AccessLog *slog.Logger
 
 	mu              sync.Mutex
-	proxy           *dgram.Proxy
+	proxy           dgram.Proxy
 	stopped, closed bool                        // StopAccepting; Shutdown or Close (before Serve too)
 	cur             atomic.Pointer[udpSettings] // what new sessions use; set by Serve and Reload
 	pools           map[*Pool]struct{}          // earlier pools, which sessions may still use; under mu
@@ -235,15 +247,16 @@ func (u *UDPBalancer) Serve(pc *net.UDPConn) error {
 			return err
 		}
 	}
-	p, err := dgram.New(pc, dgram.Config{Handler: udpPolicy{u}, Idle: s.idle, Responses: s.responses, MaxDatagram: s.maxDatagram})
+	u.local = pc.LocalAddr().(*net.UDPAddr).AddrPort()
+	u.local = netip.AddrPortFrom(u.local.Addr().Unmap(), u.local.Port())
+	p, err := dgram.New(pc, dgram.Config{Handler: udpPolicy{u}, Idle: s.idle, Responses: s.responses,
+		MaxDatagram: s.maxDatagram, EventLoop: u.Engine.resolve() == EngineEpoll})
 	if err != nil {
 		u.mu.Unlock()
 		return err
 	}
 	u.proxy = p
 	u.sources = newSourceTable(maxSources)
-	u.local = pc.LocalAddr().(*net.UDPAddr).AddrPort()
-	u.local = netip.AddrPortFrom(u.local.Addr().Unmap(), u.local.Port())
 	u.cur.Store(s)
 	if u.stopped {
 		p.Stop()

@@ -290,6 +290,7 @@ func (s *server) udpBalancer(lc config.Listener, pool *tcplb.Pool, next *config.
 	return &tcplb.UDPBalancer{
 		Name:        lc.Name,
 		Pool:        pool,
+		Engine:      engineOf(next),
 		IdleTimeout: next.Timeouts.UDPIdle,
 		Responses:   lc.UDPResponses,
 		MaxSessions: lc.MaxSessions,

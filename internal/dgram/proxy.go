@@ -5,8 +5,12 @@
 // nothing: a Handler (the root package's policy) says which backend a new
 // client goes to, and hears what each session did.
 //
-// This is the portable path, on the net package: one goroutine reads the
-// listening socket and one per session reads the backend's replies.
+// There are two paths behind one Proxy interface. The portable one, on
+// the net package: one goroutine reads the listening socket and one per
+// session reads the backend's replies. On Linux, Config.EventLoop serves
+// the socket and every session's on one event loop of the proxy's own
+// (loop_linux.go): datagrams read and replies sent in batches, no
+// goroutine or buffer per session.
 package dgram
 
 import (
@@ -39,6 +43,12 @@ type Config struct {
 	// dropped (Handler.Dropped with TooLarge), never truncated. 0 means
 	// MaxDatagram. Replies are read whole, whatever their size.
 	MaxDatagram int
+
+	// EventLoop serves the proxy on an event loop of its own instead of
+	// goroutines; Linux only (New fails elsewhere). New then takes the
+	// listening socket: it serves a duplicate of it and closes the
+	// *net.UDPConn at once, so that Go's poller does not watch it too.
+	EventLoop bool
 }
 
 // Drop is why a datagram was not relayed.
@@ -65,7 +75,8 @@ const (
 )
 
 // Handler is the policy. Its methods are called from the proxy's
-// goroutines, concurrently, and must not block.
+// goroutines, concurrently (on the event loop: one at a time, on the
+// loop), and must not block.
 type Handler interface {
 	// Open decides the session of a client whose datagram, first, has no
 	// session yet. A zero Verdict.Session drops the datagram.
@@ -110,8 +121,39 @@ type Session interface {
 	Ended(why Reason, err error)
 }
 
-// Proxy relays the datagrams of one listening socket.
-type Proxy struct {
+// Proxy relays the datagrams of one listening socket. Its methods are
+// safe for concurrent use, but not from the Handler's or a Session's
+// methods, except CloseIf.
+type Proxy interface {
+	// Serve serves the listening socket until Stop or Close, and returns
+	// ErrStopped or net.ErrClosed then, or the error that stopped it.
+	Serve() error
+	// SetLimits changes Config's Idle, Responses and MaxDatagram (0
+	// meaning MaxDatagram) for every session, open or new; a non-positive
+	// idle is ignored.
+	SetLimits(idle time.Duration, responses, maxDatagram int)
+	// Stop makes Serve return ErrStopped: the listening socket is no
+	// longer read, but it stays open, so that the open sessions' replies
+	// still reach their clients from it until the sessions end (Empty)
+	// or Close. Another process may read the socket meanwhile (a binary
+	// upgrade).
+	Stop()
+	// Empty returns a channel closed once the proxy is stopped and has
+	// no session left.
+	Empty() <-chan struct{}
+	Len() int
+	// CloseIf ends, with Closed, every session whose Session match
+	// accepts, and returns how many it ends. They end soon after, not
+	// before CloseIf returns.
+	CloseIf(match func(Session) bool) int
+	// Close stops Serve (it closes the listening socket) and ends every
+	// session, waiting until each has been told.
+	Close() error
+}
+
+// goProxy is the portable Proxy: a goroutine reads the listening socket,
+// and one per session its backend's replies.
+type goProxy struct {
 	pc  *net.UDPConn
 	cfg Config
 
@@ -132,19 +174,19 @@ type Proxy struct {
 var ErrStopped = errors.New("dgram: stopped")
 
 // New returns a proxy for pc; Serve runs it.
-func New(pc *net.UDPConn, cfg Config) (*Proxy, error) {
+func New(pc *net.UDPConn, cfg Config) (Proxy, error) {
 	if cfg.Handler == nil || cfg.Idle <= 0 {
 		return nil, errors.New("dgram: Config needs a Handler and a positive Idle")
 	}
-	p := &Proxy{pc: pc, cfg: cfg, sessions: make(map[netip.AddrPort]*session), empty: make(chan struct{})}
+	if cfg.EventLoop {
+		return newLoop(pc, cfg)
+	}
+	p := &goProxy{pc: pc, cfg: cfg, sessions: make(map[netip.AddrPort]*session), empty: make(chan struct{})}
 	p.SetLimits(cfg.Idle, cfg.Responses, cfg.MaxDatagram)
 	return p, nil
 }
 
-// SetLimits changes Config's Idle, Responses and MaxDatagram (0 meaning
-// MaxDatagram) for every session, open or new; a non-positive idle is
-// ignored.
-func (p *Proxy) SetLimits(idle time.Duration, responses, maxDatagram int) {
+func (p *goProxy) SetLimits(idle time.Duration, responses, maxDatagram int) {
 	if idle > 0 {
 		p.idle.Store(int64(idle))
 	}
@@ -155,9 +197,7 @@ func (p *Proxy) SetLimits(idle time.Duration, responses, maxDatagram int) {
 	p.maxDatagram.Store(int64(maxDatagram))
 }
 
-// Serve reads the listening socket until Close, and returns the error
-// that stopped it (net.ErrClosed after Close).
-func (p *Proxy) Serve() error {
+func (p *goProxy) Serve() error {
 	// One byte more than the largest datagram tells one over the limit
 	// from one at it, whatever SetLimits makes the limit.
 	buf := make([]byte, MaxDatagram+1)
@@ -194,7 +234,7 @@ func (p *Proxy) Serve() error {
 
 // relay sends a client's datagram on through its session, opening one
 // if it has none.
-func (p *Proxy) relay(from netip.AddrPort, b []byte) {
+func (p *goProxy) relay(from netip.AddrPort, b []byte) {
 	p.mu.Lock()
 	s := p.sessions[from]
 	p.mu.Unlock()
@@ -223,7 +263,7 @@ func (p *Proxy) relay(from netip.AddrPort, b []byte) {
 
 // open starts a session for client, or returns nil if the Handler drops
 // its datagram or the backend's socket cannot be made.
-func (p *Proxy) open(client netip.AddrPort, first []byte) *session {
+func (p *goProxy) open(client netip.AddrPort, first []byte) *session {
 	v := p.cfg.Handler.Open(client, first)
 	if v.Session == nil {
 		return nil
@@ -256,11 +296,7 @@ func (p *Proxy) open(client netip.AddrPort, first []byte) *session {
 	return s
 }
 
-// Stop makes Serve return ErrStopped: the listening socket is no longer
-// read, but it stays open, so that the open sessions' replies still reach
-// their clients from it until the sessions end (Empty) or Close. Another
-// process may read the socket meanwhile (a binary upgrade).
-func (p *Proxy) Stop() {
+func (p *goProxy) Stop() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.stopped {
@@ -271,17 +307,15 @@ func (p *Proxy) Stop() {
 	p.checkEmptyLocked()
 }
 
-func (p *Proxy) isStopped() bool {
+func (p *goProxy) isStopped() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.stopped
 }
 
-// Empty returns a channel closed once the proxy is stopped and has no
-// session left.
-func (p *Proxy) Empty() <-chan struct{} { return p.empty }
+func (p *goProxy) Empty() <-chan struct{} { return p.empty }
 
-func (p *Proxy) checkEmptyLocked() {
+func (p *goProxy) checkEmptyLocked() {
 	if p.stopped && len(p.sessions) == 0 {
 		select {
 		case <-p.empty:
@@ -292,15 +326,13 @@ func (p *Proxy) checkEmptyLocked() {
 }
 
 // Len returns the number of open sessions.
-func (p *Proxy) Len() int {
+func (p *goProxy) Len() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.sessions)
 }
 
-// CloseIf ends, with Closed, every session whose Session match accepts,
-// and returns how many it ended.
-func (p *Proxy) CloseIf(match func(Session) bool) int {
+func (p *goProxy) CloseIf(match func(Session) bool) int {
 	p.mu.Lock()
 	var ending []*session
 	for _, s := range p.sessions {
@@ -315,9 +347,7 @@ func (p *Proxy) CloseIf(match func(Session) bool) int {
 	return len(ending)
 }
 
-// Close stops Serve (it closes the listening socket) and ends every
-// session, waiting until each has been told.
-func (p *Proxy) Close() error {
+func (p *goProxy) Close() error {
 	p.mu.Lock()
 	p.closed = true
 	p.mu.Unlock()
@@ -329,7 +359,7 @@ func (p *Proxy) Close() error {
 
 // session is one client's session.
 type session struct {
-	p      *Proxy
+	p      *goProxy
 	client netip.AddrPort
 	conn   *net.UDPConn // connected to the backend
 	rc     syscall.RawConn

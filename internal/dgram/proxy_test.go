@@ -59,21 +59,50 @@ func echoServer(t *testing.T) netip.AddrPort {
 	return echo.LocalAddr().(*net.UDPAddr).AddrPort()
 }
 
-// serve runs a Proxy with Handler h (idle timeout a minute) on a new
-// loopback socket until the test ends, and returns the socket's address.
-func serve(t *testing.T, h Handler) *net.UDPAddr {
+// paths are the proxies this platform has: Config.EventLoop false and,
+// on Linux, true. Every test runs on each.
+var paths = func() []bool {
+	if runtime.GOOS == "linux" {
+		return []bool{false, true}
+	}
+	return []bool{false}
+}()
+
+func pathName(loop bool) string {
+	if loop {
+		return "loop"
+	}
+	return "goroutines"
+}
+
+// eachPath runs f as a subtest on each path.
+func eachPath(t *testing.T, f func(t *testing.T, loop bool)) {
+	for _, loop := range paths {
+		t.Run(pathName(loop), func(t *testing.T) { f(t, loop) })
+	}
+}
+
+// serve runs a Proxy with Handler h (idle timeout a minute unless cfg
+// says) on a new loopback socket until the test ends, and returns the
+// socket's address.
+func serve(t *testing.T, h Handler, cfg Config) *net.UDPAddr {
 	t.Helper()
 	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := New(pc, Config{Handler: h, Idle: time.Minute})
+	addr := pc.LocalAddr().(*net.UDPAddr)
+	cfg.Handler = h
+	if cfg.Idle == 0 {
+		cfg.Idle = time.Minute
+	}
+	p, err := New(pc, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	go p.Serve()
 	t.Cleanup(func() { p.Close() })
-	return pc.LocalAddr().(*net.UDPAddr)
+	return addr
 }
 
 // TestReopenEndsPromptly: a session ended while its reply reader is
@@ -82,9 +111,11 @@ func serve(t *testing.T, h Handler) *net.UDPAddr {
 // after each reply, and that must not undo the wake-up of an end that
 // came meanwhile; the window is small, so the test goes through it many
 // times.
-func TestReopenEndsPromptly(t *testing.T) {
+func TestReopenEndsPromptly(t *testing.T) { eachPath(t, testReopenEndsPromptly) }
+
+func testReopenEndsPromptly(t *testing.T, loop bool) {
 	h := &reopener{backend: echoServer(t), ended: make(chan Reason, 4)}
-	lb := serve(t, h)
+	lb := serve(t, h, Config{EventLoop: loop})
 	c, err := net.DialUDP("udp", nil, lb)
 	if err != nil {
 		t.Fatal(err)
@@ -116,15 +147,17 @@ func TestReopenEndsPromptly(t *testing.T) {
 }
 
 // TestIdleSessionMemory: an idle session holds no reply buffer (64 KiB),
-// only its goroutine, socket and accounting. Measured over 2,000 idle
-// sessions as the heap and stack memory they add.
-func TestIdleSessionMemory(t *testing.T) {
+// only its goroutine (none on the loop), socket and accounting. Measured
+// over 2,000 idle sessions as the heap and stack memory they add.
+func TestIdleSessionMemory(t *testing.T) { eachPath(t, testIdleSessionMemory) }
+
+func testIdleSessionMemory(t *testing.T, loop bool) {
 	if runtime.GOOS == "windows" {
 		t.Skip("on Windows a session keeps its own reply buffer")
 	}
 	const sessions = 2000
 	h := &counter{backend: echoServer(t)}
-	lb := serve(t, h)
+	lb := serve(t, h, Config{EventLoop: loop})
 	clients := make([]*net.UDPConn, sessions)
 	var err error
 	for i := range clients {
@@ -151,6 +184,10 @@ func TestIdleSessionMemory(t *testing.T) {
 	t.Logf("%d idle sessions: %d bytes each (heap and stacks)", sessions, per)
 	if per > 16<<10 {
 		t.Errorf("an idle session holds %d bytes, want under 16 KiB (a reply buffer alone is 64 KiB)", per)
+	}
+	// On the loop a session is a struct, a map entry and a timer slot.
+	if loop && per > 1<<10 {
+		t.Errorf("an idle session on the loop holds %d bytes, want under 1 KiB (no goroutine, no buffer)", per)
 	}
 }
 

@@ -1,0 +1,821 @@
+//go:build linux
+
+package dgram
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// The event loop. One goroutine owns an epoll instance watching the
+// listening socket and every session's socket to its backend, all
+// level-triggered, and does exactly the system calls a datagram needs:
+//
+//   - the listening socket readable: one recvmmsg takes up to batch client
+//     datagrams (fewer means the queue is empty; more wait for the next
+//     wake-up, which level triggering brings at once);
+//   - each one goes to its session's socket with one write; a new client
+//     costs socket, connect and epoll_ctl ADD (the kernel binds the port
+//     on connect), and its session's end one close;
+//   - a session's socket readable: one recvmmsg (MSG_DONTWAIT) takes the
+//     replies waiting, into the loop's reply batch;
+//   - once the wake-up's events are served, one sendmmsg sends every
+//     reply of the batch to its client from the listening socket.
+//
+// A session holds no buffer and no goroutine: its state is one small
+// struct, a map entry and the kernel's socket. Idle timeouts are a heap of
+// sessions by deadline, checked against the last datagram's time when
+// they come up, so nothing is reset per datagram. Other goroutines reach
+// the loop through a queue of commands and an eventfd.
+
+const (
+	batch    = 16                         // datagrams per recvmmsg and sendmmsg
+	headroom = 64                         // room before a client datagram for a prefix (a PROXY v2 header is at most 52 bytes)
+	slotSize = headroom + MaxDatagram + 1 // one more than the largest datagram tells one over the limit
+)
+
+// A batch of datagrams for recvmmsg or sendmmsg: one buffer, address and
+// header per datagram. Its buffers are the loop's; no session owns one.
+type mmsgs struct {
+	buf   []byte
+	iov   [batch]unix.Iovec
+	names [batch]unix.RawSockaddrInet6 // the larger of the two families
+	hdr   [batch]unix.Mmsghdr
+}
+
+func newMmsgs(off int) *mmsgs {
+	m := &mmsgs{buf: make([]byte, batch*slotSize)}
+	for i := range batch {
+		m.iov[i].Base = &m.buf[i*slotSize+off]
+		m.iov[i].SetLen(slotSize - off)
+		m.hdr[i].Hdr.Iov = &m.iov[i]
+		m.hdr[i].Hdr.SetIovlen(1)
+		m.hdr[i].Hdr.Name = (*byte)(unsafe.Pointer(&m.names[i]))
+	}
+	return m
+}
+
+// slot returns datagram i's buffer, headroom included.
+func (m *mmsgs) slot(i int) []byte { return m.buf[i*slotSize : (i+1)*slotSize] }
+
+// loopProxy is the Proxy on an event loop.
+type loopProxy struct {
+	cfg                          Config
+	lfd, epfd, wakefd            int
+	idle, responses, maxDatagram atomic.Int64
+
+	mu       sync.Mutex
+	cmds     []func()
+	sessions map[netip.AddrPort]*lsession // written by the loop under mu; read by it without
+	stopped  bool                         // Stop called
+	closing  bool                         // Close called
+	served   chan struct{}                // closed when Serve returns: Stop or Close
+	serveErr error
+	empty    chan struct{} // closed once stopped with no session left
+	done     chan struct{} // closed when the loop has ended
+
+	// The rest is the loop's own.
+	base      time.Time
+	now       int64 // ns since base, taken after each epoll_wait
+	quit      bool
+	listening bool // lfd is in the epoll set
+	more      bool // a read filled its batch: more may wait (see run)
+	lstopped  bool // the loop has seen Stop
+	events    [64]unix.EpollEvent
+	in, out   *mmsgs
+	outSess   [batch]*lsession // whose reply each of out's datagrams is
+	outN      int
+	ending    []*lsession // have sent their last reply: finish after the flush
+	byFD      []*lsession
+	gen       uint32
+	timers    []*lsession // a binary heap by due
+	scratch   []byte      // a prefix longer than headroom, and the datagram
+}
+
+// lsession is one client's session on the loop.
+type lsession struct {
+	fd       int
+	gen      uint32 // tags its epoll events, against a reused descriptor
+	client   netip.AddrPort
+	name     unix.RawSockaddrInet6 // the client's address as the listening socket gave it
+	namelen  uint32
+	ev       Session
+	prefix   []byte
+	last     int64 // loop time of the last datagram either way
+	due      int64
+	heap     int32 // index in timers; -1 if not there
+	queued   int32 // replies in the out batch
+	replies  int64
+	asked    atomic.Int32 // -1; or the Reason CloseIf asked for
+	sentLast bool         // its last reply (Responses) is in the out batch
+	done     bool
+}
+
+func newLoop(pc *net.UDPConn, cfg Config) (Proxy, error) {
+	rc, err := pc.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	lfd := -1
+	var derr error
+	if err := rc.Control(func(s uintptr) { lfd, derr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+		return nil, err
+	}
+	if derr != nil {
+		return nil, os.NewSyscallError("fcntl", derr)
+	}
+	p := &loopProxy{
+		cfg: cfg, lfd: lfd, epfd: -1, wakefd: -1,
+		sessions: make(map[netip.AddrPort]*lsession),
+		served:   make(chan struct{}), empty: make(chan struct{}), done: make(chan struct{}),
+		base: time.Now(), in: newMmsgs(headroom), out: newMmsgs(0),
+	}
+	p.SetLimits(cfg.Idle, cfg.Responses, cfg.MaxDatagram)
+	if err := p.setup(); err != nil {
+		p.closeFDs()
+		return nil, err
+	}
+	pc.Close() // the duplicate is the socket now
+	go p.run()
+	return p, nil
+}
+
+func (p *loopProxy) setup() error {
+	var err error
+	if err = unix.SetNonblock(p.lfd, true); err != nil {
+		return os.NewSyscallError("fcntl", err)
+	}
+	if p.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
+		return os.NewSyscallError("epoll_create1", err)
+	}
+	if err = unix.SetNonblock(p.epfd, true); err != nil { // so that Go's poller takes it (park)
+		return os.NewSyscallError("fcntl", err)
+	}
+	if p.wakefd, err = unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC); err != nil {
+		return os.NewSyscallError("eventfd", err)
+	}
+	// Edge-triggered: each write is an edge, and nothing need read it.
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLET, Fd: int32(p.wakefd)}
+	if err = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, p.wakefd, &ev); err != nil {
+		return os.NewSyscallError("epoll_ctl", err)
+	}
+	return nil
+}
+
+func (p *loopProxy) closeFDs() {
+	for _, fd := range []int{p.lfd, p.wakefd, p.epfd} {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+	}
+}
+
+// post queues f to run on the loop and wakes it. It reports false if the
+// loop has ended (f will not run).
+func (p *loopProxy) post(f func()) bool {
+	p.mu.Lock()
+	select {
+	case <-p.done:
+		p.mu.Unlock()
+		return false
+	default:
+	}
+	p.cmds = append(p.cmds, f)
+	p.mu.Unlock()
+	one := [8]byte{1}
+	unix.Write(p.wakefd, one[:])
+	return true
+}
+
+func (p *loopProxy) SetLimits(idle time.Duration, responses, maxDatagram int) {
+	if idle > 0 {
+		p.idle.Store(int64(idle))
+	}
+	if maxDatagram <= 0 || maxDatagram > MaxDatagram {
+		maxDatagram = MaxDatagram
+	}
+	p.responses.Store(int64(responses))
+	p.maxDatagram.Store(int64(maxDatagram))
+}
+
+func (p *loopProxy) Serve() error {
+	p.post(func() {
+		if p.listening || p.lstopped || p.quit {
+			return
+		}
+		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(p.lfd)}
+		if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, p.lfd, &ev); err != nil {
+			p.endServe(os.NewSyscallError("epoll_ctl", err))
+			return
+		}
+		p.listening = true
+	})
+	<-p.served
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.serveErr
+}
+
+// endServe makes Serve return err, if it has not returned yet.
+func (p *loopProxy) endServe(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.served:
+	default:
+		p.serveErr = err
+		close(p.served)
+	}
+}
+
+func (p *loopProxy) Stop() {
+	p.mu.Lock()
+	if p.stopped {
+		p.mu.Unlock()
+		return
+	}
+	p.stopped = true
+	p.mu.Unlock()
+	p.endServe(ErrStopped)
+	p.post(func() {
+		p.lstopped = true
+		if p.listening {
+			unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, p.lfd, nil)
+			p.listening = false
+		}
+		p.checkEmpty()
+	})
+}
+
+func (p *loopProxy) Empty() <-chan struct{} { return p.empty }
+
+// checkEmpty closes empty once the loop has seen Stop and has no session.
+func (p *loopProxy) checkEmpty() {
+	if p.lstopped && len(p.sessions) == 0 {
+		select {
+		case <-p.empty:
+		default:
+			close(p.empty)
+		}
+	}
+}
+
+func (p *loopProxy) Len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.sessions)
+}
+
+func (p *loopProxy) CloseIf(match func(Session) bool) int {
+	p.mu.Lock()
+	var ending []*lsession
+	for _, s := range p.sessions {
+		if match(s.ev) && s.asked.CompareAndSwap(-1, int32(Closed)) {
+			ending = append(ending, s)
+		}
+	}
+	p.mu.Unlock()
+	if len(ending) > 0 {
+		p.post(func() {
+			for _, s := range ending {
+				p.finish(s, Closed, nil)
+			}
+		})
+	}
+	return len(ending)
+}
+
+func (p *loopProxy) Close() error {
+	p.mu.Lock()
+	if p.closing {
+		p.mu.Unlock()
+		<-p.done
+		return nil
+	}
+	p.closing = true
+	p.mu.Unlock()
+	p.endServe(net.ErrClosed)
+	p.post(func() { p.quit = true })
+	<-p.done
+	return nil
+}
+
+// run is the loop. With a P to spare it waits in epoll_wait itself;
+// with one P (GOMAXPROCS 1, as when pinned to a core) it parks in Go's
+// poller on the epoll descriptor instead, so that the runtime does not
+// take the P back from a goroutine asleep in a system call and have to
+// hand it on when the call returns.
+func (p *loopProxy) run() {
+	if runtime.GOMAXPROCS(0) > 1 {
+		for !p.quit {
+			timeout := -1
+			if p.more {
+				timeout, p.more = 0, false
+			} else if at, ok := p.nextDue(); ok {
+				timeout = int(max(0, (at-p.clock()+int64(time.Millisecond)-1)/int64(time.Millisecond)))
+			}
+			p.wait(timeout)
+		}
+	} else {
+		p.runParked()
+	}
+	p.shutdown()
+}
+
+// runParked is run for one P. Go's poller watches the epoll descriptor
+// edge-triggered, and a level-triggered socket left readable (a batch
+// filled) need not make a new edge, so the loop parks only once a wait
+// has taken every event and no read filled its batch.
+func (p *loopProxy) runParked() {
+	f := os.NewFile(uintptr(p.epfd), "epoll")
+	defer func() {
+		f.Close()
+		p.epfd = -1
+	}()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		panic("dgram: " + err.Error())
+	}
+	deadline := int64(-1)
+	for !p.quit {
+		err := rc.Read(func(uintptr) bool {
+			for {
+				n := p.wait(0)
+				if p.quit {
+					return true
+				}
+				if n == len(p.events) || p.more {
+					p.more = false
+					continue
+				}
+				at, ok := p.nextDue()
+				if !ok {
+					at = -1
+				}
+				if at != deadline {
+					deadline = at
+					if at < 0 {
+						f.SetReadDeadline(time.Time{})
+					} else {
+						f.SetReadDeadline(p.base.Add(time.Duration(at)))
+					}
+				}
+				return false
+			}
+		})
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			panic("dgram: " + err.Error())
+		}
+		if err != nil {
+			deadline = -1
+			f.SetReadDeadline(time.Time{})
+		}
+	}
+	p.epfd = -1 // closed by f.Close
+}
+
+func (p *loopProxy) clock() int64 { return int64(time.Since(p.base)) }
+
+// wait waits up to timeout ms (-1: no limit) for events and serves them,
+// the commands posted and the timers due; it returns the number of events.
+func (p *loopProxy) wait(timeout int) int {
+	n, err := unix.EpollWait(p.epfd, p.events[:], timeout)
+	p.now = p.clock()
+	if err != nil && err != unix.EINTR {
+		panic("dgram: epoll_wait: " + err.Error()) // EBADF, EFAULT, EINVAL: a bug here
+	}
+	for i := range max(n, 0) {
+		ev := &p.events[i]
+		switch {
+		case ev.Pad == 0 && int(ev.Fd) == p.lfd:
+			if p.listening {
+				p.readClients()
+			}
+		case ev.Pad == 0 && int(ev.Fd) == p.wakefd:
+		default:
+			if fd := int(ev.Fd); fd < len(p.byFD) {
+				if s := p.byFD[fd]; s != nil && s.gen == uint32(ev.Pad) {
+					p.readReplies(s)
+				}
+			}
+		}
+	}
+	p.flush()
+	p.runCommands()
+	p.runTimers()
+	return max(n, 0)
+}
+
+func (p *loopProxy) runCommands() {
+	p.mu.Lock()
+	cmds := p.cmds
+	p.cmds = nil
+	p.mu.Unlock()
+	for _, f := range cmds {
+		f()
+	}
+}
+
+// shutdown ends every session and closes the descriptors; the loop is
+// over.
+func (p *loopProxy) shutdown() {
+	p.flush()
+	for _, s := range p.sessions {
+		p.finish(s, Closed, nil)
+	}
+	p.mu.Lock()
+	close(p.done)
+	p.mu.Unlock()
+	p.endServe(net.ErrClosed)
+	p.closeFDs()
+	p.runCommands() // posted before done: none may wait forever
+}
+
+// readClients reads a batch of client datagrams and sends each on.
+func (p *loopProxy) readClients() {
+	m := p.in
+	for i := range batch {
+		m.hdr[i].Hdr.Namelen = unix.SizeofSockaddrInet6
+		m.hdr[i].Hdr.Flags = 0
+	}
+	n, err := mmsg(unix.SYS_RECVMMSG, p.lfd, &m.hdr[0], batch, unix.MSG_DONTWAIT)
+	if err != nil {
+		// EAGAIN: another reader (a new process, in an upgrade) took them.
+		// Other errors are transient, as for the portable path.
+		return
+	}
+	if n == batch {
+		p.more = true
+	}
+	limit := p.maxDatagram.Load()
+	for i := range n {
+		h := &m.hdr[i]
+		from, ok := nameToAddrPort(&m.names[i])
+		if !ok {
+			continue
+		}
+		size := int(h.Len)
+		if int64(size) > limit || h.Hdr.Flags&unix.MSG_TRUNC != 0 {
+			p.cfg.Handler.Dropped(from, TooLarge, size)
+			continue
+		}
+		p.relay(from, &m.names[i], h.Hdr.Namelen, m.slot(i), size)
+	}
+}
+
+// relay sends a client's datagram (slot[headroom:][:n]) on through its
+// session, opening one if it has none.
+func (p *loopProxy) relay(from netip.AddrPort, name *unix.RawSockaddrInet6, namelen uint32, slot []byte, n int) {
+	b := slot[headroom : headroom+n]
+	s := p.sessions[from]
+	if s != nil {
+		if why := s.asked.Load(); why >= 0 {
+			p.finish(s, Reason(why), nil) // ending: the datagram opens the client's next session
+			s = nil
+		}
+	}
+	if s == nil {
+		if s = p.open(from, name, namelen, b); s == nil {
+			return
+		}
+	}
+	switch s.ev.FromClient(n) {
+	case Discard:
+		return
+	case Reopen:
+		p.finish(s, Closed, nil)
+		if s = p.open(from, name, namelen, b); s == nil || s.ev.FromClient(n) != Forward {
+			return
+		}
+	}
+	s.last = p.now
+	if err := p.send(s, slot, n); err != nil {
+		p.cfg.Handler.Dropped(from, Failed, n)
+		if isUnreachable(err) {
+			// An ICMP error from an earlier datagram, reported on this write.
+			p.finish(s, Unreachable, err)
+		}
+	}
+}
+
+// send writes the datagram in slot to s's backend, behind s's prefix.
+func (p *loopProxy) send(s *lsession, slot []byte, n int) error {
+	var b []byte
+	switch k := len(s.prefix); {
+	case k == 0:
+		b = slot[headroom : headroom+n]
+	case k <= headroom:
+		b = slot[headroom-k : headroom+n]
+		copy(b, s.prefix)
+	default:
+		p.scratch = append(append(p.scratch[:0], s.prefix...), slot[headroom:headroom+n]...)
+		b = p.scratch
+	}
+	for {
+		_, err := unix.Write(s.fd, b)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return os.NewSyscallError("write", err)
+		}
+		return nil
+	}
+}
+
+// open starts a session for client, or returns nil if the Handler drops
+// its datagram or the backend's socket cannot be made.
+func (p *loopProxy) open(client netip.AddrPort, name *unix.RawSockaddrInet6, namelen uint32, first []byte) *lsession {
+	if p.lstopped || p.quit {
+		return nil
+	}
+	v := p.cfg.Handler.Open(client, first)
+	if v.Session == nil {
+		return nil
+	}
+	fd, err := dialUDP(v.Backend)
+	if err != nil {
+		v.Session.Ended(DialFailed, err)
+		return nil
+	}
+	p.gen++
+	if p.gen == 0 {
+		p.gen = 1
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd), Pad: int32(p.gen)}
+	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		unix.Close(fd)
+		v.Session.Ended(DialFailed, os.NewSyscallError("epoll_ctl", err))
+		return nil
+	}
+	s := &lsession{fd: fd, gen: p.gen, client: client, name: *name, namelen: namelen,
+		ev: v.Session, prefix: v.Prefix, last: p.now, heap: -1}
+	s.asked.Store(-1)
+	for fd >= len(p.byFD) {
+		p.byFD = append(p.byFD, nil)
+	}
+	p.byFD[fd] = s
+	p.mu.Lock()
+	p.sessions[client] = s
+	p.mu.Unlock()
+	p.setDue(s, p.now+p.idle.Load())
+	return s
+}
+
+// dialUDP returns a non-blocking UDP socket connected to addr.
+func dialUDP(addr netip.AddrPort) (int, error) {
+	a := addr.Addr().Unmap()
+	var sa unix.Sockaddr
+	family := unix.AF_INET
+	if a.Is4() {
+		sa = &unix.SockaddrInet4{Port: int(addr.Port()), Addr: a.As4()}
+	} else {
+		family = unix.AF_INET6
+		sa = &unix.SockaddrInet6{Port: int(addr.Port()), Addr: a.As16()}
+	}
+	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, os.NewSyscallError("socket", err)
+	}
+	if err := unix.Connect(fd, sa); err != nil {
+		unix.Close(fd)
+		return -1, os.NewSyscallError("connect", err)
+	}
+	return fd, nil
+}
+
+// readReplies reads the replies waiting on s's socket into the out batch.
+func (p *loopProxy) readReplies(s *lsession) {
+	if s.sentLast {
+		return // its last reply waits in the batch; the flush ends it
+	}
+	if p.outN == batch {
+		p.flush()
+	}
+	m := p.out
+	room := batch - p.outN
+	for i := p.outN; i < batch; i++ {
+		m.hdr[i].Hdr.Name = nil
+		m.hdr[i].Hdr.Namelen = 0
+		m.iov[i].SetLen(slotSize)
+	}
+	n, err := mmsg(unix.SYS_RECVMMSG, s.fd, &m.hdr[p.outN], room, unix.MSG_DONTWAIT)
+	if err != nil {
+		switch {
+		case err == unix.EAGAIN:
+		case isUnreachable(err):
+			p.finish(s, Unreachable, os.NewSyscallError("read", err))
+		default:
+			p.finish(s, Error, os.NewSyscallError("read", err))
+		}
+		return
+	}
+	if n == room {
+		p.more = true
+	}
+	s.last = p.now
+	limit := p.responses.Load()
+	for range n {
+		i := p.outN
+		m.hdr[i].Hdr.Name = (*byte)(unsafe.Pointer(&m.names[i]))
+		m.hdr[i].Hdr.Namelen = s.namelen
+		m.names[i] = s.name
+		m.iov[i].SetLen(int(m.hdr[i].Len))
+		p.outSess[i] = s
+		p.outN++
+		s.queued++
+		s.replies++
+		if limit > 0 && s.replies >= limit {
+			// Out of the table before the reply goes, so that the
+			// client's next datagram opens a new session; replies
+			// after the last are not sent.
+			p.detach(s)
+			s.sentLast = true
+			p.ending = append(p.ending, s)
+			break
+		}
+	}
+}
+
+// flush sends the out batch's replies to their clients.
+func (p *loopProxy) flush() {
+	m := p.out
+	for sent := 0; sent < p.outN; {
+		n, err := mmsg(unix.SYS_SENDMMSG, p.lfd, &m.hdr[sent], p.outN-sent, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			n = 0
+		}
+		for i := sent; i < sent+n; i++ {
+			p.outSess[i].ev.FromBackend(int(m.hdr[i].Len))
+		}
+		if err != nil {
+			n = 1 // this reply is lost (a full send buffer, a firewall): go on with the next
+		}
+		for i := sent; i < sent+n; i++ {
+			p.outSess[i].queued--
+			p.outSess[i] = nil
+		}
+		sent += n
+	}
+	p.outN = 0
+	for len(p.ending) > 0 {
+		s := p.ending[len(p.ending)-1]
+		p.ending = p.ending[:len(p.ending)-1]
+		p.finish(s, Responses, nil)
+	}
+}
+
+// detach takes s out of the proxy's table.
+func (p *loopProxy) detach(s *lsession) {
+	p.mu.Lock()
+	if p.sessions[s.client] == s {
+		delete(p.sessions, s.client)
+	}
+	p.mu.Unlock()
+	p.checkEmpty()
+}
+
+// finish ends s: out of the table, its socket closed, the Session told;
+// replies of its still in the out batch go first.
+func (p *loopProxy) finish(s *lsession, why Reason, err error) {
+	if s.done {
+		return
+	}
+	if s.queued > 0 {
+		p.flush()
+		if s.done { // flush ended it (its last reply)
+			return
+		}
+	}
+	s.done = true
+	p.detach(s)
+	p.clearDue(s)
+	p.byFD[s.fd] = nil
+	unix.Close(s.fd) // out of the epoll set with it
+	s.ev.Ended(why, err)
+}
+
+// Timers: a binary heap of sessions by deadline.
+
+func (p *loopProxy) setDue(s *lsession, at int64) {
+	s.due = at
+	if s.heap < 0 {
+		s.heap = int32(len(p.timers))
+		p.timers = append(p.timers, s)
+		p.up(int(s.heap))
+		return
+	}
+	p.up(int(s.heap))
+	p.down(int(s.heap))
+}
+
+func (p *loopProxy) clearDue(s *lsession) {
+	i := int(s.heap)
+	if i < 0 {
+		return
+	}
+	last := len(p.timers) - 1
+	p.swap(i, last)
+	p.timers[last] = nil
+	p.timers = p.timers[:last]
+	s.heap = -1
+	if i < last {
+		p.up(i)
+		p.down(i)
+	}
+}
+
+func (p *loopProxy) swap(i, j int) {
+	t := p.timers
+	t[i], t[j] = t[j], t[i]
+	t[i].heap, t[j].heap = int32(i), int32(j)
+}
+
+func (p *loopProxy) up(i int) {
+	for i > 0 {
+		q := (i - 1) / 2
+		if p.timers[q].due <= p.timers[i].due {
+			return
+		}
+		p.swap(i, q)
+		i = q
+	}
+}
+
+func (p *loopProxy) down(i int) {
+	n := len(p.timers)
+	for {
+		m, a, b := i, 2*i+1, 2*i+2
+		if a < n && p.timers[a].due < p.timers[m].due {
+			m = a
+		}
+		if b < n && p.timers[b].due < p.timers[m].due {
+			m = b
+		}
+		if m == i {
+			return
+		}
+		p.swap(i, m)
+		i = m
+	}
+}
+
+func (p *loopProxy) nextDue() (int64, bool) {
+	if len(p.timers) == 0 {
+		return 0, false
+	}
+	return p.timers[0].due, true
+}
+
+// runTimers ends the sessions whose idle timeout has passed, and moves the
+// others' deadlines on to their last datagram's.
+func (p *loopProxy) runTimers() {
+	idle := p.idle.Load()
+	for len(p.timers) > 0 {
+		s := p.timers[0]
+		if s.due > p.now {
+			return
+		}
+		if due := s.last + idle; due > p.now {
+			p.setDue(s, due)
+			continue
+		}
+		p.finish(s, Idle, nil)
+	}
+}
+
+// mmsg calls recvmmsg or sendmmsg (trap) on fd with n headers.
+func mmsg(trap uintptr, fd int, h *unix.Mmsghdr, n, flags int) (int, error) {
+	r, _, e := unix.Syscall6(trap, uintptr(fd), uintptr(unsafe.Pointer(h)), uintptr(n), uintptr(flags), 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
+}
+
+// nameToAddrPort returns the address in a socket address that recvmmsg
+// filled, unmapped.
+func nameToAddrPort(rsa *unix.RawSockaddrInet6) (netip.AddrPort, bool) {
+	switch rsa.Family {
+	case unix.AF_INET:
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(rsa))
+		port := (*[2]byte)(unsafe.Pointer(&sa.Port))
+		return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(port[0])<<8|uint16(port[1])), true
+	case unix.AF_INET6:
+		port := (*[2]byte)(unsafe.Pointer(&rsa.Port))
+		return netip.AddrPortFrom(netip.AddrFrom16(rsa.Addr).Unmap(), uint16(port[0])<<8|uint16(port[1])), true
+	}
+	return netip.AddrPort{}, false
+}
