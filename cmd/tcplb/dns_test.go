@@ -27,9 +27,7 @@ func dnsmasq(t *testing.T, host, answer string) (string, *proc) {
 	bin := lookTool(t, "dnsmasq", "dnsmasq not found: install the Debian package dnsmasq (apt-get install dnsmasq)")
 	for attempt := 1; ; attempt++ {
 		port := freeDualPort(t, host)
-		p := startProc(t, bin, "--no-daemon", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
-			"--bind-interfaces", "--listen-address="+host, "--port="+port, "--user=root",
-			"--pid-file=", "--host-record=name.test,"+answer)
+		p := startDnsmasq(t, bin, host, port, answer)
 		// dnsmasq binds its sockets before it logs "started".
 		if p.waitLine(t, "started") {
 			addr := net.JoinHostPort(host, port)
@@ -44,6 +42,15 @@ func dnsmasq(t *testing.T, host, answer string) (string, *proc) {
 		}
 		t.Logf("dnsmasq on %s port %s exited before it started (port taken?), trying another port; its output:\n%s", host, port, p.output())
 	}
+}
+
+// startDnsmasq starts the dnsmasq at bin on host and port, answering
+// name.test with answer, without waiting for it to start.
+func startDnsmasq(t *testing.T, bin, host, port, answer string) *proc {
+	t.Helper()
+	return startProc(t, bin, "--no-daemon", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+		"--bind-interfaces", "--listen-address="+host, "--port="+port, "--user=root",
+		"--pid-file=", "--host-record=name.test,"+answer)
 }
 
 // dig asks server (host:port) for name's A record, one try, and returns

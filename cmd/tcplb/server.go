@@ -499,14 +499,16 @@ func poolOptions(p config.Pool, drain time.Duration, log *slog.Logger) tcplb.Poo
 		o.AllDown = tcplb.Refuse
 	}
 	if h := p.Health; h != nil {
+		send, expect := h.Payloads()
 		o.Health = &tcplb.HealthCheck{
 			Interval: h.Interval,
 			Timeout:  h.Timeout,
 			Rise:     h.Rise,
 			Fall:     h.Fall,
 			Port:     h.Port,
-			Send:     h.Send,
-			Expect:   h.Expect,
+			Network:  h.Network,
+			Send:     send,
+			Expect:   expect,
 		}
 		if h.HTTP != nil {
 			o.Health.HTTP = &tcplb.HTTPCheck{Path: h.HTTP.Path, Host: h.HTTP.Host, Status: h.HTTP.Status}

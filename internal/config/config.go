@@ -1,8 +1,12 @@
 package config
 
 import (
+	"encoding/hex"
+	"fmt"
 	"os"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tcplb/tcplb"
 )
@@ -323,8 +327,9 @@ const (
 
 // Health configures the active checks of a pool: every Interval, each
 // backend is connected to on Port and, if Send, Expect or HTTP say so,
-// talked to. A backend is up after Rise checks in a row pass and down
-// after Fall checks in a row fail.
+// talked to; with Network "udp", Send goes to it as a datagram and the
+// reply must start with Expect. A backend is up after Rise checks in a
+// row pass and down after Fall checks in a row fail.
 type Health struct {
 	// Interval is the time between two checks of a backend. It defaults
 	// to 2s and must be positive.
@@ -346,12 +351,30 @@ type Health struct {
 	// port; otherwise it is 1 to 65535.
 	Port int `yaml:"port"`
 
+	// Network is the check's transport: NetworkTCP ("tcp"; empty means
+	// the same), which connects over TCP, or NetworkUDP ("udp"), which
+	// sends Send as one datagram over UDP and wants a reply that starts
+	// with Expect (see tcplb.HealthCheck.Network). A udp check requires
+	// Send (or SendHex) and cannot have HTTP. It is for the pools of UDP
+	// listeners, where it needs no Port, but a pool of TCP listeners may
+	// have one too, on a Port that speaks UDP.
+	Network string `yaml:"network"`
+
 	// Send is written to the backend once connected, if not empty.
 	Send string `yaml:"send"`
 
 	// Expect, if not empty, is the answer the check wants from the
 	// backend. It is at most MaxExpect bytes.
 	Expect string `yaml:"expect"`
+
+	// SendHex and ExpectHex are Send and Expect written in hexadecimal
+	// ("12 34 01 00": whitespace between the digits is ignored), for
+	// binary payloads: a YAML escape such as "\x85" is the character
+	// U+0085, two bytes in UTF-8, so only the bytes 0x00 to 0x7f can be
+	// written in Send and Expect. Each cannot be combined with its plain
+	// form. Payloads returns the bytes either way.
+	SendHex   string `yaml:"send_hex"`
+	ExpectHex string `yaml:"expect_hex"`
 
 	// HTTP, if not nil, makes the check an HTTP request. It cannot be
 	// combined with Send or Expect; "http: {}" enables it with its
@@ -361,6 +384,45 @@ type Health struct {
 
 // MaxExpect is the longest Health.Expect, in bytes.
 const MaxExpect = 64 << 10
+
+// MaxUDPSend is the longest Health.Send of a udp check, in bytes: one
+// datagram, the largest UDP payload over IPv4.
+const MaxUDPSend = 65507
+
+// Health Network values.
+const (
+	NetworkTCP = "tcp"
+	NetworkUDP = "udp"
+)
+
+// Payloads returns the bytes the check sends and expects: Send and
+// Expect, or SendHex and ExpectHex decoded. It is meant for a validated
+// Health, where the hex is valid and not combined with its plain form.
+func (h *Health) Payloads() (send, expect string) {
+	send, expect = h.Send, h.Expect
+	if b, err := decodeHex(h.SendHex); err == nil && len(b) > 0 {
+		send = string(b)
+	}
+	if b, err := decodeHex(h.ExpectHex); err == nil && len(b) > 0 {
+		expect = string(b)
+	}
+	return send, expect
+}
+
+// decodeHex decodes hexadecimal digits, ignoring whitespace between them.
+func decodeHex(s string) ([]byte, error) {
+	digits := strings.Join(strings.Fields(s), "")
+	for i := 0; i < len(digits); i++ {
+		if !strings.ContainsRune("0123456789abcdefABCDEF", rune(digits[i])) {
+			r, _ := utf8.DecodeRuneInString(digits[i:])
+			return nil, fmt.Errorf("%q is not a hex digit", r)
+		}
+	}
+	if len(digits)%2 != 0 {
+		return nil, fmt.Errorf("%d hex digits: want two per byte", len(digits))
+	}
+	return hex.DecodeString(digits)
+}
 
 // HTTPHealth configures an HTTP health check.
 type HTTPHealth struct {

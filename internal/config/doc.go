@@ -30,8 +30,11 @@
 //	      rise: 2                  # passed checks to be up; default 2
 //	      fall: 3                  # failed checks to be down; default 3
 //	      port: 9000               # default 0: the backend's port
-//	      send: "PING\r\n"         # optional, written once connected
+//	      network: tcp             # tcp (default) or udp: send/expect in datagrams
+//	      send: "PING\r\n"         # optional, written once connected; required for udp
 //	      expect: PONG             # optional answer wanted; at most 64 KiB
+//	      send_hex: 2a310d0a       # or send in hex, for binary; spaces allowed
+//	      expect_hex: 2b4f4b       # or expect in hex
 //	      http:                    # optional, instead of send and expect; {}: defaults
 //	        path: /healthz         # default /
 //	        host: app.internal     # optional Host header
@@ -80,7 +83,19 @@
 // etcd, and no backends; dns_type, port, interval and dns_server are
 // errors without dns, and with it an interval of 0 means the default. A
 // key given as null (~, or nothing after the colon)
-// keeps its default. Anchors, aliases and merge keys (<<) work as in YAML;
+// keeps its default.
+//
+// A health check with network udp sends send as one datagram to the
+// backend (or to port) and wants a reply that starts with expect within
+// timeout; without expect it waits the timeout and fails only on an ICMP
+// port unreachable. It needs no port on a UDP listener's pool, whose other
+// checks connect over TCP and so need a port that speaks TCP; a TCP
+// listener's pool may have one too, on a port that speaks UDP. In a YAML
+// double-quoted string, "\x00" to "\x7f" are single bytes, but "\x80" and
+// above are characters, two bytes in UTF-8: binary payloads such as DNS
+// messages go in send_hex and expect_hex.
+//
+// Anchors, aliases and merge keys (<<) work as in YAML;
 // unknown keys, duplicate keys and values of the wrong type are errors.
 //
 // Parse and Load report every problem they find, not just the first, as

@@ -863,7 +863,7 @@ var parseErrorTests = []struct {
 		"line 2: pools[0].health: want a mapping, got a list",
 	}},
 	{"unknown health key", okListeners + "pools: [{name: p, health: {intervall: 1s}, backends: [a:1]}]\n", []string{
-		"line 2: pools[0].health.intervall: unknown key (known: interval, timeout, rise, fall, port, send, expect, http)",
+		"line 2: pools[0].health.intervall: unknown key (known: interval, timeout, rise, fall, port, network, send, expect, send_hex, expect_hex, http)",
 	}},
 	{"bad health values", okListeners + `pools:
   - name: p
@@ -1426,5 +1426,36 @@ func TestParseAliasBomb(t *testing.T) {
 		if d := time.Since(start); d > 5*time.Second {
 			t.Errorf("Parse(%s bomb) took %v", name, d)
 		}
+	}
+}
+
+// TestHealthPayloads parses a UDP check's payloads, written as YAML
+// escapes and in hex, into the bytes the check sends and expects.
+func TestHealthPayloads(t *testing.T) {
+	tests := []struct {
+		name         string
+		health       string // the pool's health mapping
+		send, expect string // Payloads(), wanted
+	}{
+		{"plain", `{network: udp, send: "PING\r\n", expect: PONG}`, "PING\r\n", "PONG"},
+		{"escapes to 0x7f are bytes", `{network: udp, send: "\x00\x01\x7f"}`, "\x00\x01\x7f", ""},
+		// YAML's \x85 is the character U+0085: two bytes in UTF-8.
+		{"escapes from 0x80 are characters", `{network: udp, send: "\x85"}`, "\xc2\x85", ""},
+		{"hex", `{network: udp, send_hex: "12 34 01 00", expect_hex: "1234 8580"}`, "\x12\x34\x01\x00", "\x12\x34\x85\x80"},
+		{"hex over lines", "\n      network: udp\n      send: x\n      expect_hex: >-\n        12 34\n        85 80\n", "x", "\x12\x34\x85\x80"},
+		{"upper-case hex", `{network: udp, send_hex: "FF", expect_hex: "aB"}`, "\xff", "\xab"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := "listeners: [{listen: \":1\", protocol: udp}]\npools:\n  - name: p\n    backends: [a:1]\n    health: " + tt.health + "\n"
+			c, err := Parse([]byte(in))
+			if err != nil {
+				t.Fatalf("Parse(%q) = _, %v, want no error", in, err)
+			}
+			send, expect := c.Pools[0].Health.Payloads()
+			if send != tt.send || expect != tt.expect {
+				t.Errorf("Parse(%q): Payloads() = %q, %q, want %q, %q", in, send, expect, tt.send, tt.expect)
+			}
+		})
 	}
 }

@@ -325,11 +325,47 @@ func (h *Health) validate(errs *errorList, path string) {
 	if len(h.Expect) > MaxExpect {
 		errs.add(0, path+".expect", "%s: %d bytes: must be at most %d", quote(h.Expect), len(h.Expect), MaxExpect)
 	}
+	hexOK := true
+	for _, k := range []struct {
+		key, hex, plain string
+	}{
+		{"send", h.SendHex, h.Send},
+		{"expect", h.ExpectHex, h.Expect},
+	} {
+		b, err := decodeHex(k.hex)
+		switch {
+		case err != nil:
+			hexOK = false
+			errs.add(0, path+"."+k.key+"_hex", "%s: %v", quote(k.hex), err)
+		case len(b) > 0 && k.plain != "":
+			errs.add(0, path+"."+k.key+"_hex", "cannot be combined with %s (give the payload once)", k.key)
+		case k.key == "expect" && len(b) > MaxExpect:
+			errs.add(0, path+".expect_hex", "%d bytes: must be at most %d", len(b), MaxExpect)
+		}
+	}
+	send, _ := h.Payloads()
+	switch h.Network {
+	case "", NetworkTCP:
+	case NetworkUDP:
+		switch {
+		case h.HTTP != nil:
+			errs.add(0, path+".network", "udp: cannot be combined with http (an HTTP check connects over TCP)")
+		case send == "" && hexOK:
+			errs.add(0, path+".send", "required with network udp (a UDP check learns nothing without a datagram to send)")
+		case len(send) > MaxUDPSend:
+			errs.add(0, path+".send", "%d bytes: must be at most %d with network udp (one datagram)", len(send), MaxUDPSend)
+		}
+	default:
+		errs.add(0, path+".network", "%s: want %s or %s", quote(h.Network), NetworkTCP, NetworkUDP)
+	}
 	if h.HTTP == nil {
 		return
 	}
 	if h.Send != "" || h.Expect != "" {
 		errs.add(0, path+".http", "cannot be combined with send or expect")
+	}
+	if h.SendHex != "" || h.ExpectHex != "" {
+		errs.add(0, path+".http", "cannot be combined with send_hex or expect_hex")
 	}
 	hp := h.HTTP
 	switch {
@@ -472,8 +508,8 @@ func (c *Config) validateListeners(errs *errorList, pools []string) {
 				errs.add(0, path+".pool", "%s: its proxy_protocol v1 has no UDP form: use v2, which goes in front of each datagram",
 					quote(pool))
 			}
-			if pc := c.pool(pool); pc != nil && pc.Health != nil && pc.Health.Port == 0 {
-				errs.add(0, path+".pool", "%s: its health checks would connect over TCP to the UDP backends' own port: set health.port to a TCP port that tells the backend's health (UDP send/expect checks are not available yet)",
+			if pc := c.pool(pool); pc != nil && pc.Health != nil && pc.Health.Port == 0 && pc.Health.Network != NetworkUDP {
+				errs.add(0, path+".pool", "%s: its health checks would connect over TCP to the UDP backends' own port: set health.network: udp with a send (and an expect) for a UDP check of that port, or health.port to a TCP port that tells the backend's health",
 					quote(pool))
 			}
 			continue

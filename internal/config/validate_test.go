@@ -426,7 +426,68 @@ func TestValidate(t *testing.T) {
 			c.Pools[0].Health = h
 			c.Listeners[0].Protocol = "udp"
 		}, []string{
-			`listeners[0].pool: "default": its health checks would connect over TCP to the UDP backends' own port: set health.port to a TCP port that tells the backend's health (UDP send/expect checks are not available yet)`,
+			`listeners[0].pool: "default": its health checks would connect over TCP to the UDP backends' own port: set health.network: udp with a send (and an expect) for a UDP check of that port, or health.port to a TCP port that tells the backend's health`,
+		}},
+		{"udp pool with a tcp check on the backends' port", func(c *Config) {
+			c.Pools[0].Health = &Health{Interval: time.Second, Rise: 1, Fall: 1, Network: "tcp", Send: "PING"}
+			c.Listeners[0].Protocol = "udp"
+		}, []string{
+			`listeners[0].pool: "default": its health checks would connect over TCP to the UDP backends' own port: set health.network: udp with a send (and an expect) for a UDP check of that port, or health.port to a TCP port that tells the backend's health`,
+		}},
+		{"udp pool with a udp check", func(c *Config) {
+			c.Pools[0].Health = &Health{Interval: time.Second, Rise: 1, Fall: 1, Network: "udp", Send: "\x12\x34", ExpectHex: "1234 8180"}
+			c.Listeners[0].Protocol = "udp"
+		}, nil},
+		{"udp pool with a udp check on another port, without expect", func(c *Config) {
+			c.Pools[0].Health = &Health{Interval: time.Second, Rise: 1, Fall: 1, Network: "udp", Port: 5353, SendHex: "00"}
+			c.Listeners[0].Protocol = "udp"
+		}, nil},
+		{"tcp pool with a udp check", func(c *Config) {
+			c.Pools[0].Health = &Health{Interval: time.Second, Rise: 1, Fall: 1, Network: "udp", Port: 53, Send: "x", Expect: "y"}
+		}, nil},
+		{"tcp check with binary payloads", func(c *Config) {
+			c.Pools[0].Health = &Health{Interval: time.Second, Rise: 1, Fall: 1, Network: "tcp", SendHex: "2a310d0a", ExpectHex: "2b 4f 4b"}
+		}, nil},
+		{"bad udp checks", func(c *Config) {
+			h := Health{Interval: time.Second, Rise: 1, Fall: 1}
+			c.Pools = []Pool{c.Pools[0], c.Pools[0], c.Pools[0], c.Pools[0], c.Pools[0], c.Pools[0]}
+			for i := range c.Pools {
+				c.Pools[i].Name = fmt.Sprint("p", i)
+				hc := h
+				c.Pools[i].Health = &hc
+			}
+			c.Listeners[0].Pool = "p0"
+			c.Pools[0].Health.Network = "UDP"
+			c.Pools[1].Health.Network = "udp"
+			c.Pools[1].Health.Expect = "PONG"
+			c.Pools[2].Health.Network = "udp"
+			c.Pools[2].Health.HTTP = &HTTPHealth{Path: "/"}
+			c.Pools[3].Health.Network = "udp"
+			c.Pools[3].Health.Send = strings.Repeat("x", MaxUDPSend+1)
+			c.Pools[4].Health.Network = "udp"
+			c.Pools[4].Health.SendHex = "12 3"
+			c.Pools[4].Health.ExpectHex = "0x12"
+			c.Pools[5].Health.Send = "a"
+			c.Pools[5].Health.SendHex = "61"
+			c.Pools[5].Health.Expect = "b"
+			c.Pools[5].Health.ExpectHex = strings.Repeat("00", MaxExpect+1)
+			c.Pools[5].Health.HTTP = &HTTPHealth{Path: "/"}
+		}, []string{
+			`pools[0].health.network: "UDP": want tcp or udp`,
+			`pools[1].health.send: required with network udp (a UDP check learns nothing without a datagram to send)`,
+			`pools[2].health.network: udp: cannot be combined with http (an HTTP check connects over TCP)`,
+			`pools[3].health.send: 65508 bytes: must be at most 65507 with network udp (one datagram)`,
+			`pools[4].health.send_hex: "12 3": 3 hex digits: want two per byte`,
+			`pools[4].health.expect_hex: "0x12": 'x' is not a hex digit`,
+			`pools[5].health.send_hex: cannot be combined with send (give the payload once)`,
+			`pools[5].health.expect_hex: cannot be combined with expect (give the payload once)`,
+			`pools[5].health.http: cannot be combined with send or expect`,
+			`pools[5].health.http: cannot be combined with send_hex or expect_hex`,
+		}},
+		{"expect_hex too long", func(c *Config) {
+			c.Pools[0].Health = &Health{Interval: time.Second, Rise: 1, Fall: 1, ExpectHex: strings.Repeat("00", MaxExpect+1)}
+		}, []string{
+			`pools[0].health.expect_hex: 65537 bytes: must be at most 65536`,
 		}},
 		{"udp pool with health checks on a TCP port", func(c *Config) {
 			h := &Health{}
