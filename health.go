@@ -200,6 +200,16 @@ func (p *Pool) resetHealthLocked(b *Backend) {
 // emptied by ejection, and at 50% a pool of three has at most one
 // ejected), as Envoy's max_ejection_percent does.
 //
+// In a pool of UDP backends (a UDPBalancer's) the failures are a datagram
+// the backend refused (an ICMP port or host unreachable) and, with
+// UDPUnanswered set, a session that went idle after at least UDPUnanswered
+// datagrams to the backend with no reply since the last one: a backend
+// that drops datagrams silently (its host is gone, a firewall) sends no
+// ICMP error, and its clients' retries are what it leaves. That failure is
+// counted when the session's idle timeout ends it, so it is seen after
+// UDPBalancer.IdleTimeout. Leave UDPUnanswered 0 (off) for protocols where
+// a backend need not answer (syslog, one-way telemetry).
+//
 // A zero MaxFails turns passive checks off; zero durations and percentage
 // take DefaultPassiveCheck's values.
 type PassiveCheck struct {
@@ -208,6 +218,7 @@ type PassiveCheck struct {
 	Cooldown           time.Duration
 	MaxCooldown        time.Duration
 	MaxEjectionPercent int
+	UDPUnanswered      int
 }
 
 // DefaultPassiveCheck is the daemon's passive check.
@@ -251,6 +262,8 @@ func (pc PassiveCheck) validate() error {
 		return fmt.Errorf("passive check: max cooldown %s: must be at least the cooldown (%s)", pc.MaxCooldown, pc.Cooldown)
 	case pc.MaxEjectionPercent < 0 || pc.MaxEjectionPercent > 100:
 		return fmt.Errorf("passive check: max ejection percent %d: must be between 1 and 100", pc.MaxEjectionPercent)
+	case pc.UDPUnanswered < 0:
+		return fmt.Errorf("passive check: UDP unanswered %d: must be 0 (off) or more", pc.UDPUnanswered)
 	}
 	return nil
 }

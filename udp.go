@@ -493,6 +493,7 @@ type udpSession struct {
 
 	in, out           atomic.Uint64 // datagrams each way
 	bytesIn, bytesOut atomic.Uint64
+	unanswered        atomic.Int64 // datagrams to the backend since its last reply
 }
 
 // FromClient counts a client's datagram, or ends the session if its
@@ -513,6 +514,7 @@ func (s *udpSession) FromClient(n int) dgram.Pass {
 		return dgram.Discard
 	}
 	s.in.Add(1)
+	s.unanswered.Add(1)
 	s.bytesIn.Add(uint64(n))
 	s.u.dgIn.Add(1)
 	s.u.bytesIn.Add(uint64(n))
@@ -523,6 +525,7 @@ func (s *udpSession) FromClient(n int) dgram.Pass {
 
 func (s *udpSession) FromBackend(n int) {
 	s.out.Add(1)
+	s.unanswered.Store(0)
 	s.bytesOut.Add(uint64(n))
 	s.u.dgOut.Add(1)
 	s.u.bytesOut.Add(uint64(n))
@@ -557,8 +560,13 @@ func (s *udpSession) Ended(why dgram.Reason, err error) {
 		u.sources.release(s.client.Addr())
 	}
 	u.durations.observe(time.Since(s.start))
-	if why == dgram.Unreachable || why == dgram.DialFailed {
+	switch {
+	case why == dgram.Unreachable || why == dgram.DialFailed:
 		pool.passiveFailure(s.b, "UDP: "+err.Error())
+	case why == dgram.Idle:
+		if n, limit := s.unanswered.Load(), pool.opts.Load().Passive.UDPUnanswered; limit > 0 && n >= int64(limit) {
+			pool.passiveFailure(s.b, fmt.Sprintf("UDP: %d datagrams without a reply within the idle timeout", n))
+		}
 	}
 	end := udpEnds[why]
 	if e := s.end.Load(); e != nil && why == dgram.Closed {

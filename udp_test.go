@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"fmt"
 	"log/slog"
 	"net"
@@ -638,5 +639,105 @@ func TestUDPBackendDatagrams(t *testing.T) {
 	}
 	if in, out := tcp.Datagrams(); in != 0 || out != 0 {
 		t.Errorf("a backend no UDP session used: Datagrams() = %d, %d; want 0, 0", in, out)
+	}
+}
+
+// udpSilent starts a UDP backend on host that reads every datagram and
+// never answers (so no ICMP error comes back either).
+func udpSilent(t *testing.T, host string) string {
+	t.Helper()
+	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr(host), 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	go io.Copy(io.Discard, c)
+	return c.LocalAddr().String()
+}
+
+// TestUDPUnansweredFailure: with PassiveCheck.UDPUnanswered 2, a session
+// that goes idle after 2 datagrams without a reply counts against its
+// backend (here ejecting it, MaxFails 1); one unanswered datagram, or
+// answered ones, do not.
+func TestUDPUnansweredFailure(t *testing.T) {
+	silent, live := udpSilent(t, "127.0.0.1"), udpEcho(t, "127.0.0.1", "live")
+	p := udpPool(t, "round-robin", silent, live)
+	if err := p.SetOptions(PoolOptions{Passive: PassiveCheck{MaxFails: 1, UDPUnanswered: -1}}); err == nil {
+		t.Error("SetOptions with UDPUnanswered -1 succeeded")
+	}
+	if err := p.SetOptions(PoolOptions{Passive: PassiveCheck{MaxFails: 1, UDPUnanswered: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	var log udpLog
+	u := &UDPBalancer{Pool: p, IdleTimeout: 100 * time.Millisecond, AccessLog: log.logger()}
+	lb := serveUDP(t, "127.0.0.1", u)
+
+	// Round robin: the first session goes to the silent backend, with one
+	// datagram; the second to the live one.
+	newUDPClient(t, lb).c.WriteToUDPAddrPort([]byte("one"), lb)
+	if got := backendOf(newUDPClient(t, lb).ask("hello")); got != "live" {
+		t.Fatalf("second session on %s, want live", got)
+	}
+	for _, rec := range log.wait(t, 2) {
+		if rec["end"] != string(EndIdle) {
+			t.Fatalf("access log %v, want the sessions ended idle", rec)
+		}
+	}
+	if s := p.Backend(silent).State().State; s != StateUp {
+		t.Fatalf("after one unanswered datagram the silent backend is %v, want up", s)
+	}
+	if s := p.Backend(live).State().State; s != StateUp {
+		t.Fatalf("after an answered session the live backend is %v, want up", s)
+	}
+
+	// The third session, on the silent backend again, sends two.
+	c := newUDPClient(t, lb)
+	c.c.WriteToUDPAddrPort([]byte("one"), lb)
+	c.c.WriteToUDPAddrPort([]byte("two"), lb)
+	waitUDP(t, "the silent backend's ejection", func() bool { return p.Backend(silent).State().State == StateEjected })
+	if rec := log.wait(t, 3)[2]; rec["backend"] != silent || rec["client_datagrams"] != float64(2) {
+		t.Errorf("access log %v, want the silent backend's session of 2 datagrams", rec)
+	}
+}
+
+// TestUDPHundredThousand: 100,000 datagrams from 8 clients over two
+// backends, each client keeping at most 16 unanswered (the bound on the
+// rate), all answered: zero loss on loopback.
+func TestUDPHundredThousand(t *testing.T) {
+	const clients, each, window = 8, 12500, 16
+	p := udpPool(t, "round-robin", udpEcho(t, "127.0.0.1", "a"), udpEcho(t, "127.0.0.1", "b"))
+	u := &UDPBalancer{Pool: p}
+	lb := serveUDP(t, "127.0.0.1", u)
+	errs := make(chan error, clients)
+	for i := range clients {
+		c := newUDPClient(t, lb)
+		go func() {
+			errs <- func() error {
+				buf := make([]byte, 100)
+				sent, got := 0, 0
+				for got < each {
+					for sent < each && sent-got < window {
+						if _, err := c.c.WriteToUDPAddrPort(fmt.Appendf(nil, "%d %d", i, sent), lb); err != nil {
+							return err
+						}
+						sent++
+					}
+					c.c.SetReadDeadline(time.Now().Add(udpTestDeadline))
+					if _, _, err := c.c.ReadFromUDPAddrPort(buf); err != nil {
+						return fmt.Errorf("client %d: %d of %d sent datagrams answered, then: %v", i, got, sent, err)
+					}
+					got++
+				}
+				return nil
+			}()
+		}()
+	}
+	for range clients {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if s := u.Stats(); s.DatagramsIn != clients*each || s.DatagramsOut != clients*each {
+		t.Errorf("Stats() = %d datagrams in, %d out; want %d each way", s.DatagramsIn, s.DatagramsOut, clients*each)
 	}
 }
