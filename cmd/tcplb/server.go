@@ -493,6 +493,7 @@ func poolOptions(p config.Pool, drain time.Duration, log *slog.Logger) tcplb.Poo
 			Cooldown:           p.Passive.Cooldown,
 			MaxCooldown:        p.Passive.MaxCooldown,
 			MaxEjectionPercent: p.Passive.MaxEjectionPercent,
+			UDPUnanswered:      p.Passive.UDPUnanswered,
 		},
 	}
 	if p.AllDown == config.AllDownRefuse {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"strings"
@@ -375,4 +376,29 @@ admin: {listen: 127.0.0.1:0}
 	c.send("3") // no token left
 	want := `tcplb_udp_dropped_datagrams_total{listener="127.0.0.1:0/udp",reason="rate"} 1`
 	waitFor(t, "the rate drop in /metrics", func() bool { return strings.Contains(get(t, "http://"+admin+"/metrics"), want) })
+}
+
+// TestUDPUnansweredConfig: passive.udp_unanswered reaches the pool: a
+// backend that reads datagrams and never answers is ejected once a
+// session of 2 unanswered datagrams goes idle.
+func TestUDPUnansweredConfig(t *testing.T) {
+	silent, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	go io.Copy(io.Discard, silent)
+	cfg := writeFile(t, "tcplb.yaml", fmt.Sprintf(`
+listeners: [{protocol: udp, listen: 127.0.0.1:0, pool: app}]
+pools: [{name: app, passive: {max_fails: 1, max_ejection_percent: 100, udp_unanswered: 2}, backends: [%q]}]
+timeouts: {udp_idle: 100ms}
+`, silent.LocalAddr().String()))
+	d := startDaemon(t, "-config", cfg)
+	c := newUDPClient(t, d.listenAddr(t, 1))
+	c.send("1")
+	c.send("2")
+	rec := d.waitLog(t, "backend ejected", 1)
+	if why, _ := rec["why"].(string); !strings.Contains(why, "2 datagrams without a reply") {
+		t.Errorf("ejection log %v, want the unanswered datagrams as the reason", rec)
+	}
 }

@@ -467,6 +467,13 @@ type Passive struct {
 	// if that would leave more than this percentage of the pool ejected.
 	// It defaults to 50 and is 1 to 100.
 	MaxEjectionPercent int `yaml:"max_ejection_percent"`
+
+	// UDPUnanswered, in a UDP listener's pool, counts a session that ends
+	// idle after at least this many datagrams to the backend without a
+	// reply since its last one as a failure (a backend that drops
+	// datagrams silently sends no ICMP error). It defaults to 0, off, and
+	// must not be negative.
+	UDPUnanswered int `yaml:"udp_unanswered"`
 }
 
 // Timeouts bound how long connections may take or wait.

@@ -45,6 +45,7 @@
 //	      cooldown: 10s            # first ejection; doubles on each repeat
 //	      max_cooldown: 5m         # cap of the doubling; >= cooldown
 //	      max_ejection_percent: 50 # most of the pool ejected at once; 1 to 100
+//	      udp_unanswered: 0        # UDP pools: a session idle after this many unanswered datagrams is a failure; 0 = off
 //	    proxy_protocol: v2         # send backends a PROXY header: v1 or v2; default none
 //	    discovery:                 # optional, instead of backends; one of:
 //	      file: /etc/tcplb/app.txt # a file listing the backends; watched

@@ -283,6 +283,7 @@ pools:
       cooldown: 1s
       max_cooldown: 1s
       max_ejection_percent: 100
+      udp_unanswered: 3
     backends:
       - {addr: a:1, weight: 2, max_conns: 100}
       - a:2
@@ -305,7 +306,7 @@ timeouts:
 					},
 					Passive: Passive{
 						MaxFails: 5, FailWindow: 30 * time.Second, Cooldown: time.Second,
-						MaxCooldown: time.Second, MaxEjectionPercent: 100,
+						MaxCooldown: time.Second, MaxEjectionPercent: 100, UDPUnanswered: 3,
 					},
 					Backends: []Backend{{Addr: "a:1", Weight: 2, MaxConns: 100}, {Addr: "a:2", Weight: 1}},
 				},
@@ -938,6 +939,9 @@ var parseErrorTests = []struct {
 	}},
 	{"negative max_fails", okListeners + "pools: [{name: p, passive: {max_fails: -1, cooldown: 0s}, backends: [a:1]}]\n", []string{
 		"line 2: pools[0].passive.max_fails: -1: must not be negative (0 disables passive checks)",
+	}},
+	{"negative udp_unanswered", okListeners + "pools: [{name: p, passive: {udp_unanswered: -2}, backends: [a:1]}]\n", []string{
+		"line 2: pools[0].passive.udp_unanswered: -2: must not be negative (0: off)",
 	}},
 	{"zero max_ejection_percent", okListeners + "pools: [{name: p, passive: {max_ejection_percent: 0}, backends: [a:1]}]\n", []string{
 		"line 2: pools[0].passive.max_ejection_percent: 0: must be between 1 and 100",

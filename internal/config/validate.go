@@ -398,6 +398,9 @@ func (ps *Passive) validate(errs *errorList, path string) {
 	if ps.MaxFails < 0 {
 		errs.add(0, path+".max_fails", "%d: must not be negative (0 disables passive checks)", ps.MaxFails)
 	}
+	if ps.UDPUnanswered < 0 {
+		errs.add(0, path+".udp_unanswered", "%d: must not be negative (0: off)", ps.UDPUnanswered)
+	}
 	if ps.MaxFails <= 0 {
 		return
 	}
