@@ -173,6 +173,41 @@ func (u *UDPBalancer) Stats() UDPStats {
 	return s
 }
 
+// UDPSessionInfo describes one open UDP session.
+type UDPSessionInfo struct {
+	Client                            string    // the client's address
+	Backend                           string    // the backend's address
+	Start                             time.Time // the client's first datagram
+	ClientDatagrams, BackendDatagrams uint64    // from the client to the backend; replies
+	ClientBytes, BackendBytes         uint64
+}
+
+// Sessions returns up to limit of the open sessions, oldest first; limit
+// <= 0 means all.
+func (u *UDPBalancer) Sessions(limit int) []UDPSessionInfo {
+	u.mu.Lock()
+	p := u.proxy
+	u.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	ss := p.Sessions()
+	out := make([]UDPSessionInfo, 0, len(ss))
+	for _, s := range ss {
+		us := s.(*udpSession)
+		out = append(out, UDPSessionInfo{
+			Client: us.client.String(), Backend: us.b.addr, Start: us.start,
+			ClientDatagrams: us.in.Load(), BackendDatagrams: us.out.Load(),
+			ClientBytes: us.bytesIn.Load(), BackendBytes: us.bytesOut.Load(),
+		})
+	}
+	slices.SortFunc(out, func(a, b UDPSessionInfo) int { return a.Start.Compare(b.Start) })
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out
+}
+
 // ErrUDPBalancerClosed is returned by Serve after Close.
 var ErrUDPBalancerClosed = errors.New("tcplb: UDP balancer closed")
 

@@ -8,7 +8,7 @@
 //	POST /api/v1/pools/{pool}/backends/{addr}/drain       take a backend out of service
 //	POST /api/v1/pools/{pool}/backends/{addr}/enable      put it back
 //	PUT  /api/v1/pools/{pool}/backends/{addr}/weight      body {"weight": N}, 1 to 256
-//	GET  /api/v1/connections?limit=N                      open connections, oldest first
+//	GET  /api/v1/connections?limit=N                      open connections and UDP sessions, oldest first
 //	     /                                                the dashboard (Config.UI)
 //
 // The API answers JSON, errors as {"error": "message"}. {addr} is a

@@ -81,15 +81,21 @@ type connectionsReply struct {
 	Count       int        `json:"count"`
 }
 
+// connJSON is an open TCP connection or UDP session.
 type connJSON struct {
 	Listener     string    `json:"listener"`
+	Protocol     string    `json:"protocol"` // tcp or udp
 	Pool         string    `json:"pool"`
 	Client       string    `json:"client"`
 	Backend      string    `json:"backend"` // "" while dialling
-	Start        time.Time `json:"start"`
+	Start        time.Time `json:"start"`   // UDP: the session's first datagram
 	AgeSeconds   float64   `json:"age_seconds"`
 	ClientBytes  int64     `json:"client_bytes"`
 	BackendBytes int64     `json:"backend_bytes"`
+
+	// A UDP session's datagrams (from the client; replies to it).
+	ClientDatagrams  *uint64 `json:"client_datagrams,omitempty"`
+	BackendDatagrams *uint64 `json:"backend_datagrams,omitempty"`
 }
 
 func backendInfo(b *tcplb.Backend) backendJSON {
@@ -226,12 +232,24 @@ func (h *handler) listConnections(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	conns := []connJSON{}
 	for _, l := range h.listeners {
+		if l.UDP != nil {
+			for _, s := range l.UDP.Sessions(limit) {
+				conns = append(conns, connJSON{
+					Listener: l.Name, Protocol: "udp", Pool: l.Pool,
+					Client: s.Client, Backend: s.Backend,
+					Start: s.Start, AgeSeconds: now.Sub(s.Start).Seconds(),
+					ClientBytes: int64(s.ClientBytes), BackendBytes: int64(s.BackendBytes),
+					ClientDatagrams: &s.ClientDatagrams, BackendDatagrams: &s.BackendDatagrams,
+				})
+			}
+		}
 		if l.Balancer == nil {
-			continue // UDP sessions are not listed (yet)
+			continue
 		}
 		for _, c := range l.Balancer.Connections(limit) {
 			conns = append(conns, connJSON{
 				Listener:     l.Name,
+				Protocol:     "tcp",
 				Pool:         l.Pool,
 				Client:       c.Client,
 				Backend:      c.Backend,

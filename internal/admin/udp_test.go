@@ -130,12 +130,29 @@ func TestUDPListenerMetricsAndAPI(t *testing.T) {
 	if r, _ := l["rejected"].(map[string]any); r["too_large"] != 1.0 {
 		t.Errorf("listener rejected = %v, want too_large 1", l["rejected"])
 	}
-	// Connections lists TCP connections only: it must not trip on a UDP
-	// listener.
+	// Connections lists the open UDP session, with its datagrams.
 	rec = httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/api/v1/connections", nil))
-	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"count": 0`) {
-		t.Errorf("connections with a UDP listener = %d %s, want 200 and none", rec.Code, rec.Body)
+	var conns struct {
+		Connections []map[string]any
+		Count       int
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &conns); err != nil || rec.Code != 200 {
+		t.Fatalf("connections = %d %s (%v)", rec.Code, rec.Body, err)
+	}
+	if conns.Count != 1 {
+		t.Fatalf("connections = %s, want the one UDP session", rec.Body)
+	}
+	c := conns.Connections[0]
+	for k, want := range map[string]any{"listener": "dns", "protocol": "udp", "pool": "dns",
+		"backend": u.Pool.Backends()[0].Addr(), "client_datagrams": 2.0, "backend_datagrams": 2.0,
+		"client_bytes": 10.0, "backend_bytes": 10.0} {
+		if c[k] != want {
+			t.Errorf("session %s = %v, want %v (%v)", k, c[k], want, c)
+		}
+	}
+	if c["client"] == "" || c["age_seconds"].(float64) < 0 {
+		t.Errorf("session %v: want its client and age", c)
 	}
 }
 

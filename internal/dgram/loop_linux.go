@@ -274,6 +274,16 @@ func (p *loopProxy) Len() int {
 	return len(p.sessions)
 }
 
+func (p *loopProxy) Sessions() []Session {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]Session, 0, len(p.sessions))
+	for _, s := range p.sessions {
+		out = append(out, s.ev)
+	}
+	return out
+}
+
 func (p *loopProxy) CloseIf(match func(Session) bool) int {
 	p.mu.Lock()
 	var ending []*lsession

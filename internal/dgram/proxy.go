@@ -141,7 +141,10 @@ type Proxy interface {
 	// Empty returns a channel closed once the proxy is stopped and has
 	// no session left.
 	Empty() <-chan struct{}
+	// Len returns the number of open sessions.
 	Len() int
+	// Sessions returns the Sessions of the open sessions, in no order.
+	Sessions() []Session
 	// CloseIf ends, with Closed, every session whose Session match
 	// accepts, and returns how many it ends. They end soon after, not
 	// before CloseIf returns.
@@ -325,11 +328,20 @@ func (p *goProxy) checkEmptyLocked() {
 	}
 }
 
-// Len returns the number of open sessions.
 func (p *goProxy) Len() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.sessions)
+}
+
+func (p *goProxy) Sessions() []Session {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]Session, 0, len(p.sessions))
+	for _, s := range p.sessions {
+		out = append(out, s.ev)
+	}
+	return out
 }
 
 func (p *goProxy) CloseIf(match func(Session) bool) int {
