@@ -60,7 +60,9 @@ timeouts: {udp_idle: 2s, drain: 10s}
 		t.Fatalf("late reply %q, want %q", got, "b1 late")
 	}
 	// New clients, and the old client's next datagram, reach the new
-	// process: the old one no longer reads the socket.
+	// process: the old one no longer reads the socket once it says it
+	// stopped accepting (before that, both processes read it).
+	d.waitLog(t, "shutting down: no new connections; waiting for open ones", 1)
 	for i := range 3 {
 		newUDPClient(t, addr).ask(fmt.Sprint("new", i))
 	}

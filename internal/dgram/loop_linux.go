@@ -245,14 +245,21 @@ func (p *loopProxy) Stop() {
 	p.stopped = true
 	p.mu.Unlock()
 	p.endServe(ErrStopped)
-	p.post(func() {
+	// Stop returns once the loop no longer reads the socket, so that a
+	// caller handing it to another process (an upgrade) knows that every
+	// datagram from then on is the other's.
+	stopped := make(chan struct{})
+	if p.post(func() {
+		defer close(stopped)
 		p.lstopped = true
 		if p.listening {
 			unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, p.lfd, nil)
 			p.listening = false
 		}
 		p.checkEmpty()
-	})
+	}) {
+		<-stopped
+	}
 }
 
 func (p *loopProxy) Empty() <-chan struct{} { return p.empty }
