@@ -466,17 +466,6 @@ func (h udpPolicy) Open(client netip.AddrPort, _ []byte) dgram.Verdict {
 		u.drops[dropNoBackend].Add(1)
 		return dgram.Verdict{}
 	}
-	ap, err := udpAddr(b)
-	if err != nil {
-		release(cfg.pool, b)
-		if counted {
-			u.sources.release(a)
-		}
-		u.sessions.Add(-1)
-		u.drops[dropNoBackend].Add(1)
-		u.logger().Warn("UDP backend lookup failed", "listener", cfg.name, "backend", b.addr, "err", err)
-		return dgram.Verdict{}
-	}
 	var prefix []byte
 	if cfg.pool.opts.Load().SendProxy == ProxyV2 {
 		prefix = proxyproto.AppendV2Datagram(nil, client, u.local)
@@ -484,15 +473,18 @@ func (h udpPolicy) Open(client netip.AddrPort, _ []byte) dgram.Verdict {
 	b.total.Add(1)
 	u.total.Add(1)
 	s := &udpSession{u: u, cfg: cfg, b: b, client: client, start: time.Now(), seen: avail, counted: counted}
-	return dgram.Verdict{Session: s, Backend: ap, Prefix: prefix}
+	v := dgram.Verdict{Session: s, Backend: b.ap, Prefix: prefix}
+	if !b.ap.IsValid() {
+		// A host name, looked up for each session as for each TCP dial,
+		// off the event loop; a failed lookup is a failed dial.
+		v.Resolve = func() (netip.AddrPort, error) { return lookupUDP(b.addr) }
+	}
+	return v
 }
 
-// udpAddr returns b's address as an IP and port, looking a host name up.
-func udpAddr(b *Backend) (netip.AddrPort, error) {
-	if b.ap.IsValid() {
-		return b.ap, nil
-	}
-	host, port, err := net.SplitHostPort(b.addr)
+// lookupUDP returns addr, a host name and port, as an IP and port.
+func lookupUDP(addr string) (netip.AddrPort, error) {
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return netip.AddrPort{}, err
 	}
@@ -500,7 +492,7 @@ func udpAddr(b *Backend) (netip.AddrPort, error) {
 	defer cancel()
 	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 	if err != nil {
-		return netip.AddrPort{}, err
+		return netip.AddrPort{}, err // "lookup HOST: ..."
 	}
 	return netip.ParseAddrPort(net.JoinHostPort(ips[0].Unmap().String(), port))
 }

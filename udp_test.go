@@ -741,3 +741,32 @@ func TestUDPHundredThousand(t *testing.T) {
 		t.Errorf("Stats() = %d datagrams in, %d out; want %d each way", s.DatagramsIn, s.DatagramsOut, clients*each)
 	}
 }
+
+// TestUDPHostNameBackend: a backend given by host name is looked up for
+// each session (off the event loop), and a name that does not resolve
+// fails the session's dial and counts against the backend.
+func TestUDPHostNameBackend(t *testing.T) {
+	ips, err := net.DefaultResolver.LookupNetIP(t.Context(), "ip", "localhost")
+	if err != nil || len(ips) == 0 {
+		t.Skipf("localhost does not resolve here: %v", err)
+	}
+	echo := udpEcho(t, ips[0].Unmap().String(), "named")
+	_, port, _ := net.SplitHostPort(echo)
+	bad := "no-such-host.invalid:53"
+	p := udpPool(t, "round-robin", net.JoinHostPort("localhost", port), bad)
+	if err := p.SetOptions(PoolOptions{Passive: PassiveCheck{MaxFails: 1, MaxEjectionPercent: 100}}); err != nil {
+		t.Fatal(err)
+	}
+	var log udpLog
+	u := &UDPBalancer{Pool: p, AccessLog: log.logger()}
+	lb := serveUDP(t, "127.0.0.1", u)
+	if got := backendOf(newUDPClient(t, lb).ask("hi")); got != "named" {
+		t.Fatalf("through localhost:%s: answered by %s", port, got)
+	}
+	newUDPClient(t, lb).c.WriteToUDPAddrPort([]byte("to the bad name"), lb) // round robin: the unresolvable one
+	rec := log.wait(t, 1)[0]
+	if rec["end"] != string(EndConnectFailed) || rec["backend"] != bad {
+		t.Errorf("access log %v, want the bad name's session ended %q", rec, EndConnectFailed)
+	}
+	waitUDP(t, "the unresolvable backend's ejection", func() bool { return p.Backend(bad).State().State == StateEjected })
+}

@@ -114,6 +114,7 @@ type lsession struct {
 	heap     int32 // index in timers; -1 if not there
 	queued   int32 // replies in the out batch
 	replies  int64
+	pending  [][]byte     // while resolving (fd -1): client datagrams to send once connected
 	asked    atomic.Int32 // -1; or the Reason CloseIf asked for
 	sentLast bool         // its last reply (Responses) is in the out batch
 	done     bool
@@ -502,6 +503,14 @@ func (p *loopProxy) relay(from netip.AddrPort, name *unix.RawSockaddrInet6, name
 		}
 	}
 	s.last = p.now
+	if s.fd < 0 { // resolving: keep it for the connect
+		if len(s.pending) < MaxPending {
+			s.pending = append(s.pending, append([]byte(nil), slot[headroom:headroom+n]...))
+		} else {
+			p.cfg.Handler.Dropped(from, Failed, n)
+		}
+		return
+	}
 	if err := p.send(s, slot, n); err != nil {
 		p.cfg.Handler.Dropped(from, Failed, n)
 		if isUnreachable(err) {
@@ -521,19 +530,9 @@ func (p *loopProxy) send(s *lsession, slot []byte, n int) error {
 		b = slot[headroom-k : headroom+n]
 		copy(b, s.prefix)
 	default:
-		p.scratch = append(append(p.scratch[:0], s.prefix...), slot[headroom:headroom+n]...)
-		b = p.scratch
+		return p.sendBytes(s, slot[headroom:headroom+n])
 	}
-	for {
-		_, err := unix.Write(s.fd, b)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return os.NewSyscallError("write", err)
-		}
-		return nil
-	}
+	return write(s.fd, b)
 }
 
 // open starts a session for client, or returns nil if the Handler drops
@@ -546,10 +545,33 @@ func (p *loopProxy) open(client netip.AddrPort, name *unix.RawSockaddrInet6, nam
 	if v.Session == nil {
 		return nil
 	}
-	fd, err := dialUDP(v.Backend)
-	if err != nil {
+	s := &lsession{fd: -1, client: client, name: *name, namelen: namelen,
+		ev: v.Session, prefix: v.Prefix, last: p.now, heap: -1}
+	s.asked.Store(-1)
+	if !v.Backend.IsValid() && v.Resolve != nil {
+		// A lookup may block: it runs on a goroutine, and the session
+		// waits in the table, keeping its datagrams, until it is done.
+		resolve := v.Resolve
+		go func() {
+			ap, err := resolve()
+			p.post(func() { p.resolved(s, ap, err) })
+		}()
+	} else if err := p.connect(s, v.Backend); err != nil {
 		v.Session.Ended(DialFailed, err)
 		return nil
+	}
+	p.mu.Lock()
+	p.sessions[client] = s
+	p.mu.Unlock()
+	p.setDue(s, p.now+p.idle.Load())
+	return s
+}
+
+// connect gives s its socket, connected to addr and in the epoll set.
+func (p *loopProxy) connect(s *lsession, addr netip.AddrPort) error {
+	fd, err := dialUDP(addr)
+	if err != nil {
+		return err
 	}
 	p.gen++
 	if p.gen == 0 {
@@ -558,21 +580,55 @@ func (p *loopProxy) open(client netip.AddrPort, name *unix.RawSockaddrInet6, nam
 	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd), Pad: int32(p.gen)}
 	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		unix.Close(fd)
-		v.Session.Ended(DialFailed, os.NewSyscallError("epoll_ctl", err))
-		return nil
+		return os.NewSyscallError("epoll_ctl", err)
 	}
-	s := &lsession{fd: fd, gen: p.gen, client: client, name: *name, namelen: namelen,
-		ev: v.Session, prefix: v.Prefix, last: p.now, heap: -1}
-	s.asked.Store(-1)
+	s.fd, s.gen = fd, p.gen
 	for fd >= len(p.byFD) {
 		p.byFD = append(p.byFD, nil)
 	}
 	p.byFD[fd] = s
-	p.mu.Lock()
-	p.sessions[client] = s
-	p.mu.Unlock()
-	p.setDue(s, p.now+p.idle.Load())
-	return s
+	return nil
+}
+
+// resolved goes on with a session whose backend's lookup is done: it
+// connects and sends the datagrams kept meanwhile, or ends the session.
+func (p *loopProxy) resolved(s *lsession, addr netip.AddrPort, err error) {
+	if s.done {
+		return // ended meanwhile (idle, Close)
+	}
+	if err == nil {
+		err = p.connect(s, addr)
+	}
+	if err != nil {
+		p.finish(s, DialFailed, err)
+		return
+	}
+	pending := s.pending
+	s.pending = nil
+	for _, b := range pending {
+		if err := p.sendBytes(s, b); err != nil {
+			p.cfg.Handler.Dropped(s.client, Failed, len(b))
+		}
+	}
+}
+
+// sendBytes writes b to s's backend, behind s's prefix.
+func (p *loopProxy) sendBytes(s *lsession, b []byte) error {
+	if len(s.prefix) > 0 {
+		p.scratch = append(append(p.scratch[:0], s.prefix...), b...)
+		b = p.scratch
+	}
+	return write(s.fd, b)
+}
+
+// write writes datagram b to the connected socket fd.
+func write(fd int, b []byte) error {
+	for {
+		_, err := unix.Write(fd, b)
+		if err != unix.EINTR {
+			return os.NewSyscallError("write", err) // nil for nil
+		}
+	}
 }
 
 // dialUDP returns a non-blocking UDP socket connected to addr.
@@ -706,8 +762,11 @@ func (p *loopProxy) finish(s *lsession, why Reason, err error) {
 	s.done = true
 	p.detach(s)
 	p.clearDue(s)
-	p.byFD[s.fd] = nil
-	unix.Close(s.fd) // out of the epoll set with it
+	if s.fd >= 0 {
+		p.byFD[s.fd] = nil
+		unix.Close(s.fd) // out of the epoll set with it
+	}
+	s.pending = nil
 	s.ev.Ended(why, err)
 }
 

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -269,6 +270,56 @@ func TestStopAndClose(t *testing.T) {
 		h.await(t, "the session ended Closed", func() bool { return h.ends[Closed] == 1 })
 		if err := p.Close(); err != nil {
 			t.Errorf("Close = %v", err)
+		}
+	})
+}
+
+// resolver is a Handler whose first session's backend is found by a
+// Resolve that waits for release; later sessions go to backend at once.
+type resolver struct {
+	*recorder
+	release chan struct{}
+	first   atomic.Bool
+}
+
+func (h *resolver) Open(client netip.AddrPort, b []byte) Verdict {
+	v := h.recorder.Open(client, b)
+	if h.first.CompareAndSwap(false, true) {
+		backend := v.Backend
+		v.Backend = netip.AddrPort{}
+		v.Resolve = func() (netip.AddrPort, error) {
+			<-h.release
+			return backend, nil
+		}
+	}
+	return v
+}
+
+// TestResolve: a session whose backend is resolved (Verdict.Resolve)
+// gets the datagrams it sent meanwhile delivered once the lookup is done;
+// on the event loop the lookup blocks no other session.
+func TestResolve(t *testing.T) {
+	eachPath(t, func(t *testing.T, loop bool) {
+		h := &resolver{recorder: newRecorder(echoServer(t)), release: make(chan struct{})}
+		lb := serve(t, h, Config{EventLoop: loop})
+		first := dialProxy(t, lb)
+		first.Write([]byte("one"))
+		h.await(t, "the first session to open", func() bool { return h.opened == 1 })
+		first.Write([]byte("two"))
+		if loop {
+			other := dialProxy(t, lb)
+			other.Write([]byte("meanwhile"))
+			buf := make([]byte, 100)
+			if n, err := other.Read(buf); err != nil || string(buf[:n]) != "meanwhile" {
+				t.Fatalf("another client during the lookup: %q, %v", buf[:n], err)
+			}
+		}
+		close(h.release)
+		buf := make([]byte, 100)
+		for _, want := range []string{"one", "two"} {
+			if n, err := first.Read(buf); err != nil || string(buf[:n]) != want {
+				t.Fatalf("after the lookup: %q, %v; want %q", buf[:n], err, want)
+			}
 		}
 	})
 }

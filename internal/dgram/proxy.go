@@ -26,6 +26,11 @@ import (
 // MaxDatagram is the largest UDP payload there is, and the default limit.
 const MaxDatagram = 65535
 
+// MaxPending is how many client datagrams the event loop keeps for a
+// session whose backend is being resolved (Verdict.Resolve); more are
+// dropped (Failed).
+const MaxPending = 16
+
 // Config is a proxy's settings.
 type Config struct {
 	// Handler decides new sessions and hears what they did. Required.
@@ -93,6 +98,12 @@ type Verdict struct {
 	Session Session
 	// Backend is where the session's datagrams go.
 	Backend netip.AddrPort
+	// Resolve, if Backend is the zero AddrPort, finds it (a host name's
+	// lookup). It may block: the event loop calls it on a goroutine of
+	// its own and keeps the session's first datagrams (up to
+	// MaxPending) until it returns; an error ends the session with
+	// DialFailed.
+	Resolve func() (netip.AddrPort, error)
 	// Prefix, if not empty, is sent in front of every datagram to the
 	// backend (a PROXY v2 header).
 	Prefix []byte
@@ -270,6 +281,14 @@ func (p *goProxy) open(client netip.AddrPort, first []byte) *session {
 	v := p.cfg.Handler.Open(client, first)
 	if v.Session == nil {
 		return nil
+	}
+	if !v.Backend.IsValid() && v.Resolve != nil {
+		ap, err := v.Resolve() // this goroutine reads the socket: it waits, the kernel queues
+		if err != nil {
+			v.Session.Ended(DialFailed, err)
+			return nil
+		}
+		v.Backend = ap
 	}
 	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(v.Backend))
 	if err != nil {
