@@ -589,6 +589,10 @@ func (s *udpSession) Ended(why dgram.Reason, err error) {
 	u.durations.observe(time.Since(s.start))
 	switch {
 	case why == dgram.Unreachable || why == dgram.DialFailed:
+		if why == dgram.DialFailed {
+			u.logger().Warn("backend connect failed", "listener", s.cfg.name, "pool", pool.Name(),
+				"backend", s.b.addr, "client", s.client.String(), "protocol", "udp", "err", err)
+		}
 		pool.passiveFailure(s.b, "UDP: "+err.Error())
 	case why == dgram.Idle:
 		if n, limit := s.unanswered.Load(), pool.opts.Load().Passive.UDPUnanswered; limit > 0 && n >= int64(limit) {

@@ -757,8 +757,8 @@ func TestUDPHostNameBackend(t *testing.T) {
 	if err := p.SetOptions(PoolOptions{Passive: PassiveCheck{MaxFails: 1, MaxEjectionPercent: 100}}); err != nil {
 		t.Fatal(err)
 	}
-	var log udpLog
-	u := &UDPBalancer{Pool: p, AccessLog: log.logger()}
+	var log, events udpLog
+	u := &UDPBalancer{Pool: p, AccessLog: log.logger(), Logger: events.logger()}
 	lb := serveUDP(t, "127.0.0.1", u)
 	if got := backendOf(newUDPClient(t, lb).ask("hi")); got != "named" {
 		t.Fatalf("through localhost:%s: answered by %s", port, got)
@@ -769,4 +769,7 @@ func TestUDPHostNameBackend(t *testing.T) {
 		t.Errorf("access log %v, want the bad name's session ended %q", rec, EndConnectFailed)
 	}
 	waitUDP(t, "the unresolvable backend's ejection", func() bool { return p.Backend(bad).State().State == StateEjected })
+	if rec := events.wait(t, 1)[0]; rec["msg"] != "backend connect failed" || rec["backend"] != bad || rec["err"] == nil {
+		t.Errorf("log %v, want the failed lookup logged with its backend and error", rec)
+	}
 }
