@@ -355,7 +355,7 @@ func (p *loopProxy) run() {
 	for !p.quit {
 		err := rc.Read(func(uintptr) bool {
 			for {
-				n := p.wait(0)
+				n := p.poll()
 				if p.quit {
 					return true
 				}
@@ -390,13 +390,17 @@ func (p *loopProxy) run() {
 
 func (p *loopProxy) clock() int64 { return int64(time.Since(p.base)) }
 
-// wait waits up to timeout ms (-1: no limit) for events and serves them,
-// the commands posted and the timers due; it returns the number of events.
-func (p *loopProxy) wait(timeout int) int {
-	n, err := unix.EpollWait(p.epfd, p.events[:], timeout)
+// poll takes the events ready now, without waiting, and serves them, the
+// commands posted and the timers due; it returns the number of events.
+func (p *loopProxy) poll() int {
+	r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(p.epfd), uintptr(unsafe.Pointer(&p.events[0])), uintptr(len(p.events)), 0, 0, 0)
 	p.now = p.clock()
-	if err != nil && err != unix.EINTR {
-		panic("dgram: epoll_wait: " + err.Error()) // EBADF, EFAULT, EINVAL: a bug here
+	if e != 0 && e != unix.EINTR {
+		panic("dgram: epoll_pwait: " + e.Error()) // EBADF, EFAULT, EINVAL: a bug here
+	}
+	n := int(r)
+	if e != 0 {
+		n = 0
 	}
 	for i := range max(n, 0) {
 		ev := &p.events[i]
@@ -579,7 +583,7 @@ func (p *loopProxy) connect(s *lsession, addr netip.AddrPort) error {
 	}
 	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd), Pad: int32(p.gen)}
 	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
-		unix.Close(fd)
+		closeFD(fd)
 		return os.NewSyscallError("epoll_ctl", err)
 	}
 	s.fd, s.gen = fd, p.gen
@@ -621,34 +625,61 @@ func (p *loopProxy) sendBytes(s *lsession, b []byte) error {
 	return write(s.fd, b)
 }
 
-// write writes datagram b to the connected socket fd.
+// The loop's calls on its sockets are raw system calls: none can block
+// (the sockets are non-blocking, a UDP connect only sets the peer, epoll
+// is asked with timeout 0), so the runtime need not be told the thread is
+// in a system call. Told, it counts a P in a system call each time, and
+// its monitor, finding one there often, keeps waking every 20 µs to take
+// it back (measured: 0.4 nanosleep calls per datagram exchanged).
+
+// write writes datagram b to the connected socket fd (send: the socket
+// call, which skips the file layer write goes through).
 func write(fd int, b []byte) error {
 	for {
-		_, err := unix.Write(fd, b)
-		if err != unix.EINTR {
-			return os.NewSyscallError("write", err) // nil for nil
+		_, _, e := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)), 0, 0, 0)
+		if e != unix.EINTR {
+			return errnoErr("send", e)
 		}
 	}
 }
 
+// errnoErr is nil for 0, or e as an os.SyscallError of call.
+func errnoErr(call string, e unix.Errno) error {
+	if e == 0 {
+		return nil
+	}
+	return os.NewSyscallError(call, e)
+}
+
+func closeFD(fd int) { unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0) }
+
 // dialUDP returns a non-blocking UDP socket connected to addr.
 func dialUDP(addr netip.AddrPort) (int, error) {
 	a := addr.Addr().Unmap()
-	var sa unix.Sockaddr
+	var sa4 unix.RawSockaddrInet4
+	var sa6 unix.RawSockaddrInet6
+	var sa unsafe.Pointer
+	var size uintptr
 	family := unix.AF_INET
+	port := [2]byte{byte(addr.Port() >> 8), byte(addr.Port())}
 	if a.Is4() {
-		sa = &unix.SockaddrInet4{Port: int(addr.Port()), Addr: a.As4()}
+		sa4 = unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: a.As4()}
+		*(*[2]byte)(unsafe.Pointer(&sa4.Port)) = port
+		sa, size = unsafe.Pointer(&sa4), unix.SizeofSockaddrInet4
 	} else {
 		family = unix.AF_INET6
-		sa = &unix.SockaddrInet6{Port: int(addr.Port()), Addr: a.As16()}
+		sa6 = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: a.As16()}
+		*(*[2]byte)(unsafe.Pointer(&sa6.Port)) = port
+		sa, size = unsafe.Pointer(&sa6), unix.SizeofSockaddrInet6
 	}
-	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return -1, os.NewSyscallError("socket", err)
+	r, _, e := unix.RawSyscall(unix.SYS_SOCKET, uintptr(family), unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if e != 0 {
+		return -1, errnoErr("socket", e)
 	}
-	if err := unix.Connect(fd, sa); err != nil {
-		unix.Close(fd)
-		return -1, os.NewSyscallError("connect", err)
+	fd := int(r)
+	if _, _, e := unix.RawSyscall(unix.SYS_CONNECT, uintptr(fd), uintptr(sa), size); e != 0 {
+		closeFD(fd)
+		return -1, errnoErr("connect", e)
 	}
 	return fd, nil
 }
@@ -764,7 +795,7 @@ func (p *loopProxy) finish(s *lsession, why Reason, err error) {
 	p.clearDue(s)
 	if s.fd >= 0 {
 		p.byFD[s.fd] = nil
-		unix.Close(s.fd) // out of the epoll set with it
+		closeFD(s.fd) // out of the epoll set with it
 	}
 	s.pending = nil
 	s.ev.Ended(why, err)
@@ -861,7 +892,7 @@ func (p *loopProxy) runTimers() {
 
 // mmsg calls recvmmsg or sendmmsg (trap) on fd with n headers.
 func mmsg(trap uintptr, fd int, h *unix.Mmsghdr, n, flags int) (int, error) {
-	r, _, e := unix.Syscall6(trap, uintptr(fd), uintptr(unsafe.Pointer(h)), uintptr(n), uintptr(flags), 0, 0)
+	r, _, e := unix.RawSyscall6(trap, uintptr(fd), uintptr(unsafe.Pointer(h)), uintptr(n), uintptr(flags), 0, 0)
 	if e != 0 {
 		return 0, e
 	}
