@@ -3,6 +3,7 @@
 package dgram
 
 import (
+	"container/heap"
 	"errors"
 	"net"
 	"net/netip"
@@ -68,9 +69,9 @@ func (m *mmsgs) slot(i int) []byte { return m.buf[i*slotSize : (i+1)*slotSize] }
 
 // loopProxy is the Proxy on an event loop.
 type loopProxy struct {
-	cfg                          Config
-	lfd, epfd, wakefd            int
-	idle, responses, maxDatagram atomic.Int64
+	cfg               Config
+	lfd, epfd, wakefd int
+	limits
 
 	mu       sync.Mutex
 	cmds     []func()
@@ -96,8 +97,8 @@ type loopProxy struct {
 	ending    []*lsession // have sent their last reply: finish after the flush
 	byFD      []*lsession
 	gen       uint32
-	timers    []*lsession // a binary heap by due
-	scratch   []byte      // a prefix longer than headroom, and the datagram
+	timers    timerHeap
+	scratch   []byte // a prefix longer than headroom, and the datagram
 }
 
 // lsession is one client's session on the loop.
@@ -194,17 +195,6 @@ func (p *loopProxy) post(f func()) bool {
 	one := [8]byte{1}
 	unix.Write(p.wakefd, one[:])
 	return true
-}
-
-func (p *loopProxy) SetLimits(idle time.Duration, responses, maxDatagram int) {
-	if idle > 0 {
-		p.idle.Store(int64(idle))
-	}
-	if maxDatagram <= 0 || maxDatagram > MaxDatagram {
-		maxDatagram = MaxDatagram
-	}
-	p.responses.Store(int64(responses))
-	p.maxDatagram.Store(int64(maxDatagram))
 }
 
 func (p *loopProxy) Serve() error {
@@ -801,68 +791,45 @@ func (p *loopProxy) finish(s *lsession, why Reason, err error) {
 	s.ev.Ended(why, err)
 }
 
-// Timers: a binary heap of sessions by deadline.
+// Timers: a heap of sessions by deadline (container/heap); each session
+// knows its index in it, -1 when not there.
 
+type timerHeap []*lsession
+
+func (h timerHeap) Len() int           { return len(h) }
+func (h timerHeap) Less(i, j int) bool { return h[i].due < h[j].due }
+func (h timerHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].heap, h[j].heap = int32(i), int32(j)
+}
+func (h *timerHeap) Push(x any) {
+	s := x.(*lsession)
+	s.heap = int32(len(*h))
+	*h = append(*h, s)
+}
+func (h *timerHeap) Pop() any {
+	old := *h
+	s := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	s.heap = -1
+	return s
+}
+
+// setDue puts s in the heap at deadline at, or moves it there.
 func (p *loopProxy) setDue(s *lsession, at int64) {
 	s.due = at
 	if s.heap < 0 {
-		s.heap = int32(len(p.timers))
-		p.timers = append(p.timers, s)
-		p.up(int(s.heap))
-		return
+		heap.Push(&p.timers, s)
+	} else {
+		heap.Fix(&p.timers, int(s.heap))
 	}
-	p.up(int(s.heap))
-	p.down(int(s.heap))
 }
 
+// clearDue takes s out of the heap.
 func (p *loopProxy) clearDue(s *lsession) {
-	i := int(s.heap)
-	if i < 0 {
-		return
-	}
-	last := len(p.timers) - 1
-	p.swap(i, last)
-	p.timers[last] = nil
-	p.timers = p.timers[:last]
-	s.heap = -1
-	if i < last {
-		p.up(i)
-		p.down(i)
-	}
-}
-
-func (p *loopProxy) swap(i, j int) {
-	t := p.timers
-	t[i], t[j] = t[j], t[i]
-	t[i].heap, t[j].heap = int32(i), int32(j)
-}
-
-func (p *loopProxy) up(i int) {
-	for i > 0 {
-		q := (i - 1) / 2
-		if p.timers[q].due <= p.timers[i].due {
-			return
-		}
-		p.swap(i, q)
-		i = q
-	}
-}
-
-func (p *loopProxy) down(i int) {
-	n := len(p.timers)
-	for {
-		m, a, b := i, 2*i+1, 2*i+2
-		if a < n && p.timers[a].due < p.timers[m].due {
-			m = a
-		}
-		if b < n && p.timers[b].due < p.timers[m].due {
-			m = b
-		}
-		if m == i {
-			return
-		}
-		p.swap(i, m)
-		i = m
+	if s.heap >= 0 {
+		heap.Remove(&p.timers, int(s.heap))
 	}
 }
 

@@ -171,10 +171,7 @@ type goProxy struct {
 	pc  *net.UDPConn
 	cfg Config
 
-	// The limits SetLimits changes; cfg holds the first ones.
-	idle        atomic.Int64 // nanoseconds
-	responses   atomic.Int64
-	maxDatagram atomic.Int64
+	limits // cfg holds the first ones
 
 	mu       sync.Mutex
 	sessions map[netip.AddrPort]*session
@@ -200,7 +197,14 @@ func New(pc *net.UDPConn, cfg Config) (Proxy, error) {
 	return p, nil
 }
 
-func (p *goProxy) SetLimits(idle time.Duration, responses, maxDatagram int) {
+// limits are the settings SetLimits changes, shared by both paths.
+type limits struct {
+	idle        atomic.Int64 // nanoseconds
+	responses   atomic.Int64
+	maxDatagram atomic.Int64
+}
+
+func (p *limits) SetLimits(idle time.Duration, responses, maxDatagram int) {
 	if idle > 0 {
 		p.idle.Store(int64(idle))
 	}
